@@ -1,0 +1,238 @@
+"""`python -m server COMMAND`: every command has --help."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from server.settings import DEFAULT_SMTP_SINK, ROOT, get_settings
+
+
+def _run(coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a database-using coroutine with the PostgreSQL pool open when there is one."""
+
+    async def wrapper() -> Any:
+        from piccolo.engine.postgres import PostgresEngine
+
+        from server.db import engine
+
+        db = engine()
+        if isinstance(db, PostgresEngine):
+            await db.start_connection_pool(min_size=1, max_size=4)
+        try:
+            return await coro_fn()
+        finally:
+            if isinstance(db, PostgresEngine):
+                await db.close_connection_pool()
+
+    return asyncio.run(wrapper())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "server.asgi:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        proxy_headers=True,
+        access_log=False,
+        log_config=None,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from server import jobs, mail  # noqa: F401 - mail registers its job handler
+    from server.logging import configure_logging
+
+    configure_logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.once:
+            await jobs.run_pending(jobs.new_worker_id())
+        else:
+            await jobs.run_worker(stop)
+
+    _run(main)
+    return 0
+
+
+async def migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = await run_forwards(app_name="server", migration_id="all", fake=False)
+    if not result.success:
+        raise SystemExit(f"migration failed: {result.message}")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    asyncio.run(migrate())
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from server.seed import print_logins, seed
+
+    _run(seed)
+    print_logins()
+    return 0
+
+
+def cmd_createuser(args: argparse.Namespace) -> int:
+    from server.accounts.services import create_user
+    from server.errors import Invalid
+
+    async def main() -> int:
+        return await create_user(
+            args.email,
+            args.password,
+            args.name or args.email.split("@")[0],
+            args.role or [],
+            org_slug=args.org,
+            org_admin=args.org_admin,
+            locale=args.locale,
+        )
+
+    try:
+        user_id = _run(main)
+    except Invalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created user {user_id} <{args.email}>")
+    return 0
+
+
+def cmd_mailsink(args: argparse.Namespace) -> int:
+    from urllib.parse import urlparse
+
+    from server.mailsink import start_sink
+
+    settings = get_settings()
+    if settings.smtp_url != DEFAULT_SMTP_SINK and not args.force:
+        print(
+            f"kizuna: SMTP_URL is set ({urlparse(settings.smtp_url).hostname}); the local mail "
+            "sink is not needed and stays idle.",
+            flush=True,
+        )
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0
+    parsed = urlparse(DEFAULT_SMTP_SINK)
+
+    async def main() -> None:
+        server = await start_sink(parsed.hostname or "127.0.0.1", parsed.port or 1025, settings.mail_dir)
+        print(
+            f"kizuna: capturing outbound mail on {DEFAULT_SMTP_SINK} into {settings.mail_dir}; "
+            "admins read it at /admin/mail",
+            flush=True,
+        )
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from server.devtools import meili
+
+    return meili.run_forever()
+
+
+def cmd_fetch_meili(args: argparse.Namespace) -> int:
+    from server.devtools import meili
+
+    found = meili.fetch()
+    if found:
+        print(f"kizuna: Meilisearch ready at {found}")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Everything `make run` does after installing: fetch, migrate, seed, start all processes."""
+    from server.devtools import meili
+    from server.seed import print_logins, seed
+
+    settings = get_settings()
+    meili.fetch()
+    asyncio.run(migrate())
+    _run(seed)
+    print(f"\n  Kizuna is starting at {settings.base_url}/\n")
+    print_logins()
+    print("  Press Ctrl-C to stop every process.\n", flush=True)
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
+    os.execve(honcho, [honcho, "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)], env)  # noqa: S606
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Kizuna command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Run the web app (uvicorn).")
+    serve.add_argument("--host", help="default: HOST")
+    serve.add_argument("--port", type=int, help="default: PORT")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(fn=cmd_serve)
+
+    worker = sub.add_parser("worker", help="Run the job worker (outbox, mail, timers).")
+    worker.add_argument("--once", action="store_true", help="drain due jobs, then exit")
+    worker.set_defaults(fn=cmd_worker)
+
+    sub.add_parser("migrate", help="Apply database migrations.").set_defaults(fn=cmd_migrate)
+    sub.add_parser("seed", help="Add the demo data (idempotent) and print the logins.").set_defaults(fn=cmd_seed)
+
+    create = sub.add_parser("createuser", help="Create a verified account.")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name", help="display name (default: the email's local part)")
+    create.add_argument(
+        "--role",
+        action="append",
+        choices=["customer", "agent", "moderator", "admin"],
+        help="repeat for several roles; customer is always included",
+    )
+    create.add_argument("--org", help="organisation slug to join")
+    create.add_argument("--org-admin", action="store_true", help="make the user an org admin")
+    create.add_argument("--locale", default="en", choices=["en", "ja"])
+    create.set_defaults(fn=cmd_createuser)
+
+    sink = sub.add_parser("mailsink", help="Run the local SMTP sink that captures outbound mail.")
+    sink.add_argument("--force", action="store_true", help="run even when SMTP_URL is set")
+    sink.set_defaults(fn=cmd_mailsink)
+
+    sub.add_parser("search", help="Run the local Meilisearch (or wait, degraded, without one).").set_defaults(
+        fn=cmd_search
+    )
+    sub.add_parser("fetch-meili", help="Obtain the pinned Meilisearch binary if needed.").set_defaults(
+        fn=cmd_fetch_meili
+    )
+    sub.add_parser("dev", help="What `make run` runs: fetch, migrate, seed, start all processes.").set_defaults(
+        fn=cmd_dev
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Resolve the actor of each request: a session cookie for HTML, a Bearer token for the API.
+
+The API accepts only Bearer tokens (never the cookie), so it needs no CSRF token and a page
+cannot be tricked into calling it with the visitor's session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request
+from litestar.di import NamedDependency
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from server import i18n
+from server.accounts.tables import ApiToken, Membership, Session, User, UserRole
+from server.policy import ANONYMOUS, Actor
+from server.settings import get_settings
+
+SESSION_COOKIE = "kz_session"
+LOCALE_COOKIE = "kz_locale"
+TOUCH_EVERY = timedelta(minutes=5)
+API_PREFIX = "/api/"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def load_actor(user_id: int) -> Actor | None:
+    user = (
+        await User.select(
+            User.id,
+            User.email,
+            User.display_name,
+            User.locale,
+            User.time_zone,
+            User.email_verified_at,
+            User.is_active,
+        )
+        .where(User.id == user_id)
+        .first()
+    )
+    if user is None or not user["is_active"]:
+        return None
+    roles = await UserRole.select(UserRole.role).where(UserRole.user == user_id)
+    memberships = await Membership.select(Membership.organisation, Membership.is_org_admin).where(
+        Membership.user == user_id
+    )
+    return Actor(
+        user_id=user["id"],
+        email=user["email"],
+        display_name=user["display_name"],
+        locale=user["locale"],
+        time_zone=user["time_zone"],
+        roles=frozenset(r["role"] for r in roles),
+        org_ids=frozenset(m["organisation"] for m in memberships),
+        admin_org_ids=frozenset(m["organisation"] for m in memberships if m["is_org_admin"]),
+        email_verified=user["email_verified_at"] is not None,
+    )
+
+
+async def actor_from_session(token: str) -> Actor | None:
+    row = (
+        await Session.select(Session.id, Session.user, Session.last_seen_at, Session.expires_at)
+        .where(Session.token_hash == hash_token(token))
+        .first()
+    )
+    moment = utcnow()
+    if row is None or row["expires_at"] <= moment:
+        return None
+    if moment - row["last_seen_at"] > TOUCH_EVERY:
+        lifetime = timedelta(days=get_settings().session_days)
+        await Session.update({Session.last_seen_at: moment, Session.expires_at: moment + lifetime}).where(
+            Session.id == row["id"]
+        )
+    return await load_actor(row["user"])
+
+
+async def actor_from_bearer(token: str) -> Actor | None:
+    row = (
+        await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at)
+        .where((ApiToken.token_hash == hash_token(token)) & ApiToken.revoked_at.is_null())
+        .first()
+    )
+    if row is None:
+        return None
+    moment = utcnow()
+    if row["last_used_at"] is None or moment - row["last_used_at"] > timedelta(minutes=1):
+        await ApiToken.update({ApiToken.last_used_at: moment}).where(ApiToken.id == row["id"])
+    return await load_actor(row["user"])
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _sep, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+class ActorMiddleware:
+    """Puts `scope["state"]["actor"]` and the request's locale in place before any handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        actor: Actor | None = None
+        is_api = scope["path"].startswith(API_PREFIX)
+        if is_api:
+            if token := _bearer(scope):
+                actor = await actor_from_bearer(token)
+        else:
+            request: Request[Any, Any, Any] = Request(scope)
+            if token := request.cookies.get(SESSION_COOKIE):
+                actor = await actor_from_session(token)
+        actor = actor or ANONYMOUS
+        scope.setdefault("state", {})["actor"] = actor
+        locale = actor.locale if actor.is_authenticated else None
+        if locale is None and not is_api:
+            locale = Request(scope).cookies.get(LOCALE_COOKIE)
+        if locale not in i18n.LOCALES:
+            locale = i18n.negotiate(_header(scope, b"accept-language"))
+        token_ = i18n.set_locale(locale)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            i18n._current_locale.reset(token_)
+
+
+def current_actor(request: Request[Any, Any, Any]) -> Actor:
+    """Litestar dependency `actor`."""
+    return request.scope.get("state", {}).get("actor", ANONYMOUS)  # type: ignore[return-value]
+
+
+CurrentActor = NamedDependency[Actor]
+"""Type of the `actor` parameter of route handlers."""

@@ -1,0 +1,235 @@
+"""Durable jobs: the transactional outbox and the worker that drains it.
+
+A service enqueues side effects as rows inside its own transaction, so nothing is sent before
+commit and nothing is lost after it. Workers claim batches (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so several workers never run one job twice; SQLite serialises writers, so one
+claim statement is enough there), retry failures with exponential backoff, and move a job
+that keeps failing to `dead`, where admins see it and can retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+from server.db import is_postgres
+
+log = logging.getLogger("kizuna.jobs")
+
+QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
+DEFAULT_MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=5)  # a running job older than this belonged to a dead worker
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 3600.0
+HEARTBEAT_FRESH = timedelta(seconds=30)
+
+
+class Job(Table):
+    kind = Varchar(length=64, index=True)
+    payload = JSON(default={})
+    idempotency_key = Varchar(length=200, unique=True, null=True, default=None)
+    status = Varchar(length=10, default=QUEUED, index=True)
+    attempts = Integer(default=0)
+    max_attempts = Integer(default=DEFAULT_MAX_ATTEMPTS)
+    run_at = Timestamptz(index=True)
+    locked_at = Timestamptz(null=True, default=None)
+    locked_by = Varchar(length=100, default="")
+    last_error = Text(default="")
+    created_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class WorkerHeartbeat(Table):
+    worker_id = Varchar(length=100, unique=True)
+    seen_at = Timestamptz()
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    idempotency_key: str | None
+
+
+Handler = Callable[[ClaimedJob], Awaitable[None]]
+_handlers: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register the function that performs jobs of `kind`."""
+
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def enqueue(
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str | None = None,
+    delay: timedelta | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> None:
+    """Add a job in the caller's transaction. A repeated `key` is ignored (idempotent)."""
+    moment = now()
+    job = Job(
+        kind=kind,
+        payload=payload,
+        idempotency_key=key,
+        run_at=moment + (delay or timedelta()),
+        created_at=moment,
+        max_attempts=max_attempts,
+    )
+    query = Job.insert(job)
+    if key is not None:
+        query = query.on_conflict(target=Job.idempotency_key, action="DO NOTHING")
+    await query
+
+
+def backoff(attempts: int) -> timedelta:
+    seconds = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS**attempts)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+async def claim(worker_id: str, limit: int = 20) -> list[ClaimedJob]:
+    moment = now()
+    lock = "FOR UPDATE SKIP LOCKED" if is_postgres() else ""
+    rows = await Job.raw(
+        f"""
+        UPDATE job SET status = 'running', locked_at = {{}}, locked_by = {{}},
+                       attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM job
+            WHERE (status = 'queued' AND run_at <= {{}})
+               OR (status = 'running' AND locked_at < {{}})
+            ORDER BY run_at, id LIMIT {{}} {lock}
+        )
+        RETURNING id, kind, payload, attempts, max_attempts, idempotency_key
+        """,  # noqa: S608 - `lock` is one of two constant strings
+        moment,
+        worker_id,
+        moment,
+        moment - LEASE,
+        limit,
+    )
+    return [_claimed(row) for row in rows]
+
+
+def _claimed(row: dict[str, Any]) -> ClaimedJob:
+    payload = row["payload"]
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    return ClaimedJob(
+        id=row["id"],
+        kind=row["kind"],
+        payload=payload,
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+async def run_one(job: ClaimedJob) -> bool:
+    """Perform one claimed job; record done, retry later, or dead. True when it succeeded."""
+    fn = _handlers.get(job.kind)
+    try:
+        if fn is None:
+            raise LookupError(f"no handler registered for job kind {job.kind!r}")
+        await fn(job)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        if job.attempts >= job.max_attempts:
+            log.error("job %s (%s) is dead after %s tries: %s", job.id, job.kind, job.attempts, error)
+            await Job.update({Job.status: DEAD, Job.last_error: error, Job.finished_at: now()}).where(Job.id == job.id)
+        else:
+            log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, error)
+            await Job.update(
+                {Job.status: QUEUED, Job.last_error: error, Job.run_at: now() + backoff(job.attempts)}
+            ).where(Job.id == job.id)
+        return False
+    await Job.update({Job.status: DONE, Job.finished_at: now(), Job.last_error: ""}).where(Job.id == job.id)
+    return True
+
+
+async def run_pending(worker_id: str = "inline", limit: int = 100) -> int:
+    """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run."""
+    total = 0
+    while batch := await claim(worker_id, limit):
+        for job in batch:
+            await run_one(job)
+        total += len(batch)
+    return total
+
+
+async def beat(worker_id: str) -> None:
+    await WorkerHeartbeat.insert(WorkerHeartbeat(worker_id=worker_id, seen_at=now())).on_conflict(
+        target=WorkerHeartbeat.worker_id,
+        action="DO UPDATE",
+        values=[WorkerHeartbeat.seen_at],
+    )
+
+
+async def worker_status() -> str:
+    """`ok` when some worker beat recently, else `down`."""
+    latest = (
+        await WorkerHeartbeat.select(WorkerHeartbeat.seen_at).order_by(WorkerHeartbeat.seen_at, ascending=False).first()
+    )
+    if latest and now() - latest["seen_at"] < HEARTBEAT_FRESH:
+        return "ok"
+    return "down"
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
+    worker_id = new_worker_id()
+    log.info("worker %s started", worker_id)
+    last_beat = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        if loop.time() - last_beat > 5:
+            await beat(worker_id)
+            last_beat = loop.time()
+        try:
+            ran = await run_pending(worker_id)
+        except Exception:
+            log.exception("worker loop error; continuing")
+            ran = 0
+        if not ran:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+    log.info("worker %s stopped", worker_id)
+
+
+async def retry_dead(job_id: int) -> bool:
+    """Admin action: give a dead job a fresh set of tries."""
+    updated = (
+        await Job.update({Job.status: QUEUED, Job.attempts: 0, Job.run_at: now(), Job.finished_at: None})
+        .where((Job.id == job_id) & (Job.status == DEAD))
+        .returning(Job.id)
+    )
+    return bool(updated)

@@ -1,0 +1,33 @@
+"""The one Piccolo app: every feature's tables, one migrations folder."""
+
+from piccolo.conf.apps import AppConfig
+
+from server.accounts.tables import (
+    ApiToken,
+    Membership,
+    OneTimeToken,
+    Organisation,
+    Session,
+    User,
+    UserRole,
+)
+from server.jobs import Job, WorkerHeartbeat
+from server.settings import ROOT
+
+APP_CONFIG = AppConfig(
+    app_name="server",
+    migrations_folder_path=str(ROOT / "migrations"),
+    table_classes=[
+        User,
+        UserRole,
+        Organisation,
+        Membership,
+        Session,
+        ApiToken,
+        OneTimeToken,
+        Job,
+        WorkerHeartbeat,
+    ],
+    migration_dependencies=[],
+    commands=[],
+)

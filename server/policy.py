@@ -1,0 +1,115 @@
+"""Who may do what. The only place permissions live.
+
+Pure `can_*` predicates over an `Actor` answer every "may X do Y to Z?"; `ensure` turns a
+`False` into a 403 for routes and services; `search_audience` and `channel_audience` give the
+same rules to Meilisearch filters, SQL and websocket subscriptions as feature issues arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+STAFF_ROLES = frozenset({"agent", "moderator", "admin"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind a request, resolved once from the session or bearer token."""
+
+    user_id: int | None = None
+    email: str = ""
+    display_name: str = ""
+    locale: str = "en"
+    time_zone: str = "UTC"
+    roles: frozenset[str] = field(default_factory=frozenset)
+    org_ids: frozenset[int] = field(default_factory=frozenset)
+    admin_org_ids: frozenset[int] = field(default_factory=frozenset)
+    email_verified: bool = False
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def is_agent(self) -> bool:
+        return "agent" in self.roles or self.is_admin
+
+    @property
+    def is_moderator(self) -> bool:
+        return "moderator" in self.roles or self.is_admin
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+
+ANONYMOUS = Actor()
+
+
+def ensure(allowed: bool, message: str = "You are not allowed to do that.") -> None:
+    if not allowed:
+        raise PermissionDeniedException(detail=message)
+
+
+def ensure_signed_in(actor: Actor) -> None:
+    if not actor.is_authenticated:
+        raise NotAuthorizedException(detail="Please sign in to continue.")
+
+
+# Accounts -----------------------------------------------------------------------------------
+
+
+def can_edit_profile(actor: Actor, user_id: int) -> bool:
+    return actor.user_id == user_id
+
+
+def can_manage_tokens(actor: Actor, owner_id: int) -> bool:
+    return actor.user_id == owner_id
+
+
+def can_view_organisation(actor: Actor, org_id: int) -> bool:
+    return actor.is_staff or org_id in actor.org_ids
+
+
+def can_manage_organisation_members(actor: Actor, org_id: int) -> bool:
+    return actor.is_admin or org_id in actor.admin_org_ids
+
+
+# Areas --------------------------------------------------------------------------------------
+
+
+def can_use_desk(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+def can_moderate(actor: Actor) -> bool:
+    return actor.is_moderator
+
+
+def can_administer(actor: Actor) -> bool:
+    return actor.is_admin
+
+
+def can_view_captured_mail(actor: Actor) -> bool:
+    return actor.is_admin
+
+
+# Audiences ----------------------------------------------------------------------------------
+
+
+def search_audience(actor: Actor) -> list[str]:
+    """The audience labels whose documents this actor may see (search, SQL, channels)."""
+    audience = ["public"]
+    if actor.is_authenticated:
+        audience.append("signed_in")
+        audience.extend(f"org:{org_id}" for org_id in sorted(actor.org_ids))
+        audience.append(f"user:{actor.user_id}")
+    if actor.is_staff:
+        audience.append("staff")
+    return audience

@@ -1,0 +1,144 @@
+"""Test fixtures: a fresh database (SQLite, or PostgreSQL from TEST_DATABASE_URL), a real
+SMTP sink, the app behind Litestar's test client, and helpers for forms and mail.
+
+The environment is set here, before anything imports `server`, because settings are read
+once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="kizuna-test-"))
+SMTP_PORT = _free_port()
+os.environ["DATA_DIR"] = str(_DATA_DIR)
+os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_DATA_DIR / 'test.sqlite3'}"
+os.environ["SMTP_URL"] = f"smtp://127.0.0.1:{SMTP_PORT}"
+os.environ.setdefault("MEILI_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens: degraded
+os.environ["MEILI_MASTER_KEY"] = "kizuna-test-master-key"
+os.environ["BASE_URL"] = "http://testserver.local"
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("SECRET_KEY", None)
+
+from litestar.testing import AsyncTestClient  # noqa: E402
+
+from server.db import is_postgres  # noqa: E402
+from server.settings import get_settings  # noqa: E402
+from tests.factories import Mailbox  # noqa: E402
+
+TABLES_IN_DELETE_ORDER = [
+    "one_time_token",
+    "api_token",
+    "user_session",
+    "membership",
+    "user_role",
+    "app_user",
+    "organisation",
+    "job",
+    "worker_heartbeat",
+]
+
+
+def _reset_postgres_schema(url: str) -> None:
+    import asyncpg
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await conn.close()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> None:
+    """Migrate a fresh database once per run, through the real CLI command."""
+    import subprocess
+    import sys
+
+    url = os.environ["DATABASE_URL"]
+    if url.startswith("postgres"):
+        _reset_postgres_schema(url)
+    subprocess.run([sys.executable, "-m", "server", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables() -> AsyncIterator[None]:
+    """Each test starts from empty tables and fresh rate-limit counters."""
+    from server import ratelimit
+    from server.db import engine
+
+    db = engine()
+    if is_postgres():
+        await db.run_ddl(f"TRUNCATE {', '.join(TABLES_IN_DELETE_ORDER)} RESTART IDENTITY CASCADE")
+    else:
+        for table in TABLES_IN_DELETE_ORDER:
+            await db.run_ddl(f"DELETE FROM {table}")  # noqa: S608 - constant names
+    ratelimit.counter().reset()
+    yield
+
+
+@pytest.fixture(scope="session")
+async def smtp_sink() -> AsyncIterator[Path]:
+    """A real SMTP server (our sink) that the app's outbound mail goes to."""
+    from server.mailsink import start_sink
+
+    server = await start_sink("127.0.0.1", SMTP_PORT, get_settings().mail_dir)
+    yield get_settings().mail_dir
+    server.close()
+
+
+@pytest.fixture
+async def mailbox(smtp_sink: Path) -> Mailbox:
+    for path in smtp_sink.glob("*.eml"):
+        path.unlink()
+    return Mailbox(smtp_sink)
+
+
+@pytest.fixture(scope="session")
+def app():  # noqa: ANN201
+    from server.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[AsyncTestClient]:  # noqa: ANN001
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
+
+
+CSRF_RE = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(client: AsyncTestClient, path: str = "/login") -> str:
+    """Load a page as a browser would and return the form's CSRF token."""
+    response = await client.get(path)
+    match = CSRF_RE.search(response.text)
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+async def post_form(
+    client: AsyncTestClient, path: str, data: dict[str, str | list[str]], *, page: str | None = None, **kwargs: object
+):  # noqa: ANN201
+    """Submit a form like a browser: fetch the page for its token, then POST."""
+    token = await csrf_token(client, page or path)
+    return await client.post(path, data={**data, "_csrf_token": token}, **kwargs)

@@ -11,7 +11,6 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,3 +30,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# Re-extract UI strings (server/**.py, templates/) into the .pot and merge them into the ja catalog;
+# then translate the new or fuzzy entries in server/locales/ja/LC_MESSAGES/messages.po.
+.PHONY: i18n
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F server/locales/babel.cfg -o server/locales/messages.pot \
+		--project=Kizuna --copyright-holder=Lumenfold --sort-by-file .
+	test -f server/locales/ja/LC_MESSAGES/messages.po || \
+		$(BIN)/pybabel init -i server/locales/messages.pot -d server/locales -l ja
+	$(BIN)/pybabel update -i server/locales/messages.pot -d server/locales -l ja --ignore-obsolete

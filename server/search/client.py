@@ -1,4 +1,8 @@
-"""The one Meilisearch client, created lazily, with compression off (see CONVENTIONS.md)."""
+"""The HTTP client for Meilisearch, shared per process, with compression off.
+
+Creating an httpx client builds an SSL context (tens of milliseconds), so one client is kept;
+`Accept-Encoding: identity` avoids a delayed-ACK stall on compressed replies (CONVENTIONS.md).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,28 @@ import httpx
 from server.settings import get_settings
 
 HEALTH_TIMEOUT_SECONDS = 1.0
+_client: httpx.AsyncClient | None = None
 
 
-async def search_status() -> str:
+def http_client() -> httpx.AsyncClient:
+    global _client
+    if _client is None or _client.is_closed:
+        _client = httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS, headers={"Accept-Encoding": "identity"})
+    return _client
+
+
+async def close_http_client() -> None:
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+async def search_status(url: str | None = None) -> str:
     """`ok` when Meilisearch answers its health check, else `degraded` (the DB answers)."""
-    settings = get_settings()
+    url = url or get_settings().meili_url
     try:
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS, headers={"Accept-Encoding": "identity"}) as client:
-            response = await client.get(f"{settings.meili_url}/health")
+        response = await http_client().get(f"{url}/health")
         return "ok" if response.status_code == 200 and response.json().get("status") == "available" else "degraded"
     except (httpx.HTTPError, ValueError):
         return "degraded"

@@ -24,6 +24,7 @@ SESSION_COOKIE = "kz_session"
 LOCALE_COOKIE = "kz_locale"
 TOUCH_EVERY = timedelta(minutes=5)
 API_PREFIX = "/api/"
+STATIC_PREFIX = "/static/"
 
 
 def hash_token(token: str) -> str:
@@ -125,7 +126,7 @@ class ActorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(STATIC_PREFIX):
             await self.app(scope, receive, send)
             return
         actor: Actor | None = None

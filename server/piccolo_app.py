@@ -12,6 +12,8 @@ from server.accounts.tables import (
     UserRole,
 )
 from server.jobs import Job, WorkerHeartbeat
+from server.kb.tables import KbArticle, KbCategory, KbFeedback, KbRevision, KbSection, KbTranslation
+from server.search.tables import SearchClick, SearchQueryLog, SearchSetting
 from server.settings import ROOT
 
 APP_CONFIG = AppConfig(
@@ -27,6 +29,15 @@ APP_CONFIG = AppConfig(
         OneTimeToken,
         Job,
         WorkerHeartbeat,
+        KbCategory,
+        KbSection,
+        KbArticle,
+        KbTranslation,
+        KbRevision,
+        KbFeedback,
+        SearchQueryLog,
+        SearchClick,
+        SearchSetting,
     ],
     migration_dependencies=[],
     commands=[],

@@ -42,17 +42,11 @@ from server.db import is_postgres  # noqa: E402
 from server.settings import get_settings  # noqa: E402
 from tests.factories import Mailbox  # noqa: E402
 
-TABLES_IN_DELETE_ORDER = [
-    "one_time_token",
-    "api_token",
-    "user_session",
-    "membership",
-    "user_role",
-    "app_user",
-    "organisation",
-    "job",
-    "worker_heartbeat",
-]
+def _tables_children_first() -> list[str]:
+    """Every table of the app, children before parents (the app lists parents first)."""
+    from server.piccolo_app import APP_CONFIG
+
+    return [table._meta.tablename for table in reversed(APP_CONFIG.table_classes)]
 
 
 def _reset_postgres_schema(url: str) -> None:
@@ -87,10 +81,11 @@ async def clean_tables() -> AsyncIterator[None]:
     from server.db import engine
 
     db = engine()
+    tables = _tables_children_first()
     if is_postgres():
-        await db.run_ddl(f"TRUNCATE {', '.join(TABLES_IN_DELETE_ORDER)} RESTART IDENTITY CASCADE")
+        await db.run_ddl(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     else:
-        for table in TABLES_IN_DELETE_ORDER:
+        for table in tables:
             await db.run_ddl(f"DELETE FROM {table}")  # noqa: S608 - constant names
     ratelimit.counter().reset()
     yield

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
+from server.i18n import _
+
 STAFF_ROLES = frozenset({"agent", "moderator", "admin"})
 
 
@@ -52,14 +54,15 @@ class Actor:
 ANONYMOUS = Actor()
 
 
-def ensure(allowed: bool, message: str = "You are not allowed to do that.") -> None:
+def ensure(allowed: bool, message: str | None = None) -> None:
     if not allowed:
-        raise PermissionDeniedException(detail=message)
+        # Translated when raised, not at import, so the message is in the request's language.
+        raise PermissionDeniedException(detail=message or _("You are not allowed to do that."))
 
 
 def ensure_signed_in(actor: Actor) -> None:
     if not actor.is_authenticated:
-        raise NotAuthorizedException(detail="Please sign in to continue.")
+        raise NotAuthorizedException(detail=_("Please sign in to continue."))
 
 
 # Accounts -----------------------------------------------------------------------------------
@@ -113,3 +116,48 @@ def search_audience(actor: Actor) -> list[str]:
     if actor.is_staff:
         audience.append("staff")
     return audience
+
+
+def audience_for_visibility(visibility: str, tiers: list[str] | None = None) -> list[str]:
+    """The audience labels a piece of content carries for its visibility level."""
+    if visibility == "public":
+        return ["public"]
+    if visibility == "signed_in":
+        return ["signed_in"]
+    if visibility == "members":
+        return [f"tier:{tier}" for tier in tiers] if tiers else ["members"]
+    return ["staff"]  # internal, and anything unknown: staff only (fail closed)
+
+
+def content_audience(actor: Actor) -> list[str] | None:
+    """The labels whose content the actor may read; None means everything (staff)."""
+    if actor.is_staff:
+        return None
+    return search_audience(actor)
+
+
+def can_read_audience(actor: Actor, audience: list[str]) -> bool:
+    allowed = content_audience(actor)
+    return allowed is None or bool(set(audience) & set(allowed))
+
+
+def meili_audience_filter(actor: Actor) -> str | None:
+    """The Meilisearch filter expression for what the actor may read (None: no filter)."""
+    allowed = content_audience(actor)
+    if allowed is None:
+        return None
+    quoted = ", ".join('"' + label.replace('"', "") + '"' for label in allowed)
+    return f"audience IN [{quoted}]"
+
+
+def can_edit_kb(actor: Actor) -> bool:
+    """Agents and admins write help-center articles."""
+    return actor.is_agent
+
+
+def can_see_article_feedback(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+def can_administer_search(actor: Actor) -> bool:
+    return actor.is_admin

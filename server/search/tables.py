@@ -5,6 +5,7 @@ from piccolo.table import Table
 
 
 class SearchQueryLog(Table):
+    token_id = Varchar(length=32, unique=True)  # from the signed result token: one row per results page
     query = Varchar(length=200, index=True)  # normalised: trimmed, lower-cased, spaces folded
     locale = Varchar(length=5, default="")
     result_count = Integer(default=0)

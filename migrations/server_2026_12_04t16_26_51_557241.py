@@ -92,7 +92,7 @@ class User(Table, tablename="app_user", schema=None):
     )
 
 
-ID = "2026-12-04T16:24:12:415614"
+ID = "2026-12-04T16:26:51:557241"
 VERSION = "1.38.0"
 DESCRIPTION = "True"
 
@@ -100,38 +100,6 @@ DESCRIPTION = "True"
 async def forwards():
     manager = MigrationManager(
         migration_id=ID, app_name="server", description=DESCRIPTION
-    )
-
-    manager.add_table(
-        class_name="KbSection", tablename="kb_section", schema=None, columns=None
-    )
-
-    manager.add_table(
-        class_name="KbTranslation",
-        tablename="kb_translation",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="KbCategory",
-        tablename="kb_category",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="SearchQueryLog",
-        tablename="search_query_log",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="KbFeedback",
-        tablename="kb_feedback",
-        schema=None,
-        columns=None,
     )
 
     manager.add_table(
@@ -149,6 +117,38 @@ async def forwards():
     )
 
     manager.add_table(
+        class_name="KbFeedback",
+        tablename="kb_feedback",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
+        class_name="KbTranslation",
+        tablename="kb_translation",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
+        class_name="KbCategory",
+        tablename="kb_category",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
+        class_name="KbSection", tablename="kb_section", schema=None, columns=None
+    )
+
+    manager.add_table(
+        class_name="SearchQueryLog",
+        tablename="search_query_log",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
         class_name="KbArticle", tablename="kb_article", schema=None, columns=None
     )
 
@@ -160,14 +160,14 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="category",
-        db_column_name="category",
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="translation",
+        db_column_name="translation",
         column_class_name="ForeignKey",
         column_class=ForeignKey,
         params={
-            "references": KbCategory,
+            "references": KbTranslation,
             "on_delete": OnDelete.cascade,
             "on_update": OnUpdate.cascade,
             "target_column": None,
@@ -184,14 +184,145 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="slug",
-        db_column_name="slug",
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="number",
+        db_column_name="number",
+        column_class_name="Integer",
+        column_class=Integer,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="title",
+        db_column_name="title",
         column_class_name="Varchar",
         column_class=Varchar,
         params={
-            "length": 80,
+            "length": 200,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="body_md",
+        db_column_name="body_md",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="author",
+        db_column_name="author",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": User,
+            "on_delete": OnDelete.set_null,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbRevision",
+        tablename="kb_revision",
+        column_name="note",
+        db_column_name="note",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 200,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="SearchSetting",
+        tablename="search_setting",
+        column_name="key",
+        db_column_name="key",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 40,
             "default": "",
             "null": False,
             "primary_key": False,
@@ -206,14 +337,80 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="name_en",
-        db_column_name="name_en",
+        table_class_name="SearchSetting",
+        tablename="search_setting",
+        column_name="value",
+        db_column_name="value",
+        column_class_name="JSON",
+        column_class=JSON,
+        params={
+            "default": "{}",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="SearchSetting",
+        tablename="search_setting",
+        column_name="updated_at",
+        db_column_name="updated_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="article",
+        db_column_name="article",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": KbArticle,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="locale",
+        db_column_name="locale",
         column_class_name="Varchar",
         column_class=Varchar,
         params={
-            "length": 120,
+            "length": 5,
             "default": "",
             "null": False,
             "primary_key": False,
@@ -228,15 +425,60 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="name_ja",
-        db_column_name="name_ja",
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="voter_key",
+        db_column_name="voter_key",
         column_class_name="Varchar",
         column_class=Varchar,
         params={
-            "length": 120,
+            "length": 80,
             "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="user",
+        db_column_name="user",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": User,
+            "on_delete": OnDelete.set_null,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="helpful",
+        db_column_name="helpful",
+        column_class_name="Boolean",
+        column_class=Boolean,
+        params={
+            "default": False,
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -250,10 +492,10 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="description_en",
-        db_column_name="description_en",
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="comment",
+        db_column_name="comment",
         column_class_name="Text",
         column_class=Text,
         params={
@@ -271,14 +513,14 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="description_ja",
-        db_column_name="description_ja",
-        column_class_name="Text",
-        column_class=Text,
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
         params={
-            "default": "",
+            "default": TimestamptzNow(),
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -292,14 +534,14 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="KbSection",
-        tablename="kb_section",
-        column_name="position",
-        db_column_name="position",
-        column_class_name="Integer",
-        column_class=Integer,
+        table_class_name="KbFeedback",
+        tablename="kb_feedback",
+        column_name="updated_at",
+        db_column_name="updated_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
         params={
-            "default": 0,
+            "default": TimestamptzNow(),
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -704,6 +946,181 @@ async def forwards():
     )
 
     manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="category",
+        db_column_name="category",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": KbCategory,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="slug",
+        db_column_name="slug",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 80,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": True,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="name_en",
+        db_column_name="name_en",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 120,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="name_ja",
+        db_column_name="name_ja",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 120,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="description_en",
+        db_column_name="description_en",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="description_ja",
+        db_column_name="description_ja",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="KbSection",
+        tablename="kb_section",
+        column_name="position",
+        db_column_name="position",
+        column_class_name="Integer",
+        column_class=Integer,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="SearchQueryLog",
+        tablename="search_query_log",
+        column_name="token_id",
+        db_column_name="token_id",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 32,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": True,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
         table_class_name="SearchQueryLog",
         tablename="search_query_log",
         column_name="query",
@@ -823,401 +1240,6 @@ async def forwards():
             "primary_key": False,
             "unique": False,
             "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="article",
-        db_column_name="article",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": KbArticle,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="locale",
-        db_column_name="locale",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 5,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="voter_key",
-        db_column_name="voter_key",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 80,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="user",
-        db_column_name="user",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": User,
-            "on_delete": OnDelete.set_null,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="helpful",
-        db_column_name="helpful",
-        column_class_name="Boolean",
-        column_class=Boolean,
-        params={
-            "default": False,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="comment",
-        db_column_name="comment",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbFeedback",
-        tablename="kb_feedback",
-        column_name="updated_at",
-        db_column_name="updated_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="translation",
-        db_column_name="translation",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": KbTranslation,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="number",
-        db_column_name="number",
-        column_class_name="Integer",
-        column_class=Integer,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="title",
-        db_column_name="title",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 200,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="body_md",
-        db_column_name="body_md",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="author",
-        db_column_name="author",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": User,
-            "on_delete": OnDelete.set_null,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="KbRevision",
-        tablename="kb_revision",
-        column_name="note",
-        db_column_name="note",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 200,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="SearchSetting",
-        tablename="search_setting",
-        column_name="key",
-        db_column_name="key",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 40,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": True,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="SearchSetting",
-        tablename="search_setting",
-        column_name="value",
-        db_column_name="value",
-        column_class_name="JSON",
-        column_class=JSON,
-        params={
-            "default": "{}",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="SearchSetting",
-        tablename="search_setting",
-        column_name="updated_at",
-        db_column_name="updated_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,

@@ -51,12 +51,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from server import jobs, mail  # noqa: F401 - mail registers its job handler
+    from server import features, jobs  # noqa: F401 - features registers every job handler
     from server.logging import configure_logging
+    from server.search.sync import enqueue_settings_update, ensure_indexes
 
     configure_logging()
 
     async def main() -> None:
+        try:
+            await ensure_indexes()  # index settings live in code: apply them at start-up
+        except Exception as exc:  # Meilisearch down: a job applies them when it is back
+            print(f"kizuna: search indexes not ready ({exc}); will retry in the background", file=sys.stderr)
+            await enqueue_settings_update()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,26 +121,36 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    """argparse type for HOST:PORT."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
 def cmd_mailsink(args: argparse.Namespace) -> int:
     from urllib.parse import urlparse
 
     from server.mailsink import start_sink
 
     settings = get_settings()
-    if settings.smtp_url != DEFAULT_SMTP_SINK and not args.force:
+    default = urlparse(DEFAULT_SMTP_SINK)
+    host, port = args.listen or (default.hostname or "127.0.0.1", default.port or 1025)
+    target = urlparse(settings.smtp_url)
+    # Idle only when outbound mail goes somewhere else than this sink would listen.
+    if (target.scheme, target.hostname, target.port) != ("smtp", host, port) and not args.force:
         print(
-            f"kizuna: SMTP_URL is set ({urlparse(settings.smtp_url).hostname}); the local mail "
-            "sink is not needed and stays idle.",
+            f"kizuna: SMTP_URL is set ({target.hostname}); the local mail sink is not needed and stays idle.",
             flush=True,
         )
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0
-    parsed = urlparse(DEFAULT_SMTP_SINK)
 
     async def main() -> None:
-        server = await start_sink(parsed.hostname or "127.0.0.1", parsed.port or 1025, settings.mail_dir)
+        server = await start_sink(host, port, settings.mail_dir)
         print(
-            f"kizuna: capturing outbound mail on {DEFAULT_SMTP_SINK} into {settings.mail_dir}; "
+            f"kizuna: capturing outbound mail on smtp://{host}:{port} into {settings.mail_dir}; "
             "admins read it at /admin/mail",
             flush=True,
         )
@@ -143,6 +159,16 @@ def cmd_mailsink(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from server import features  # noqa: F401
+    from server.search.sync import reindex_all
+
+    print("kizuna: rebuilding search indexes (each is swapped in when complete)", file=sys.stderr)
+    counts = _run(reindex_all)
+    print(f"kizuna: reindexed {sum(counts.values())} documents", file=sys.stderr)
     return 0
 
 
@@ -214,11 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(fn=cmd_createuser)
 
     sink = sub.add_parser("mailsink", help="Run the local SMTP sink that captures outbound mail.")
-    sink.add_argument("--force", action="store_true", help="run even when SMTP_URL is set")
+    sink.add_argument("--force", action="store_true", help="run even when SMTP_URL points elsewhere")
+    sink.add_argument(
+        "--listen", type=_host_port, metavar="HOST:PORT", help="address to listen on (default: 127.0.0.1:1025)"
+    )
     sink.set_defaults(fn=cmd_mailsink)
 
     sub.add_parser("search", help="Run the local Meilisearch (or wait, degraded, without one).").set_defaults(
         fn=cmd_search
+    )
+    sub.add_parser("reindex", help="Rebuild every search index from the database, swapped in atomically.").set_defaults(
+        fn=cmd_reindex
     )
     sub.add_parser("fetch-meili", help="Obtain the pinned Meilisearch binary if needed.").set_defaults(
         fn=cmd_fetch_meili

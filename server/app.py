@@ -14,7 +14,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from piccolo.engine.postgres import PostgresEngine
 
-from server import mail  # noqa: F401 - registers the mail job handler
+from server import features  # noqa: F401 - registers job handlers and search types
 from server.accounts.auth import ActorMiddleware, current_actor
 from server.accounts.routes import api_router as accounts_api_router
 from server.accounts.routes import router as accounts_router
@@ -23,6 +23,9 @@ from server.db import engine
 from server.logging import configure_logging
 from server.orgs.routes import router as orgs_router
 from server.search.client import close_http_client
+from server.search.engine import close_client as close_meili_client
+from server.search.routes import api_router as search_api_router
+from server.search.routes import router as search_router
 from server.settings import ROOT, Settings, get_settings
 from server.templating import template_engine
 from server.web.errors import EXCEPTION_HANDLERS
@@ -41,6 +44,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await close_http_client()
+        await close_meili_client()
         if isinstance(db, PostgresEngine):
             await db.close_connection_pool()
 
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             accounts_api_router,
             orgs_router,
             admin_router,
+            search_router,
+            search_api_router,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={"actor": Provide(current_actor, sync_to_thread=False)},

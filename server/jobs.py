@@ -30,6 +30,7 @@ log = logging.getLogger("kizuna.jobs")
 
 QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
 DEFAULT_MAX_ATTEMPTS = 8
+FOREVER = 1_000_000  # for jobs that must converge eventually (search sync): never dead
 LEASE = timedelta(minutes=5)  # a running job older than this belonged to a dead worker
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
@@ -68,13 +69,15 @@ class ClaimedJob:
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
 _handlers: dict[str, Handler] = {}
+_retry_caps: dict[str, float] = {}
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that performs jobs of `kind`."""
+def handler(kind: str, *, retry_cap_seconds: float = BACKOFF_CAP_SECONDS) -> Callable[[Handler], Handler]:
+    """Register the function that performs jobs of `kind`; retries wait at most `retry_cap_seconds`."""
 
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
+        _retry_caps[kind] = retry_cap_seconds
         return fn
 
     return register
@@ -108,8 +111,8 @@ async def enqueue(
     await query
 
 
-def backoff(attempts: int) -> timedelta:
-    seconds = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS**attempts)
+def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelta:
+    seconds = min(cap_seconds, BACKOFF_BASE_SECONDS ** min(attempts, 30))
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
@@ -166,7 +169,11 @@ async def run_one(job: ClaimedJob) -> bool:
         else:
             log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, error)
             await Job.update(
-                {Job.status: QUEUED, Job.last_error: error, Job.run_at: now() + backoff(job.attempts)}
+                {
+                    Job.status: QUEUED,
+                    Job.last_error: error,
+                    Job.run_at: now() + backoff(job.attempts, _retry_caps.get(job.kind, BACKOFF_CAP_SECONDS)),
+                }
             ).where(Job.id == job.id)
         return False
     await Job.update({Job.status: DONE, Job.finished_at: now(), Job.last_error: ""}).where(Job.id == job.id)

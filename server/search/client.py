@@ -6,25 +6,30 @@ Creating an httpx client builds an SSL context (tens of milliseconds), so one cl
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from server.settings import get_settings
 
 HEALTH_TIMEOUT_SECONDS = 1.0
-_client: httpx.AsyncClient | None = None
+# (event loop, client): a client belongs to the loop that made it. Litestar's test client runs
+# the app's lifespan on another loop than its requests, so never close another loop's client.
+_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
 
 def http_client() -> httpx.AsyncClient:
     global _client
-    if _client is None or _client.is_closed:
-        _client = httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS, headers={"Accept-Encoding": "identity"})
-    return _client
+    loop = asyncio.get_running_loop()
+    if _client is None or _client[0] is not loop or _client[1].is_closed:
+        _client = (loop, httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS, headers={"Accept-Encoding": "identity"}))
+    return _client[1]
 
 
 async def close_http_client() -> None:
     global _client
-    if _client is not None:
-        await _client.aclose()
+    if _client is not None and _client[0] is asyncio.get_running_loop():
+        await _client[1].aclose()
         _client = None
 
 

@@ -59,8 +59,9 @@ class DocumentType(Protocol):
         """Every object's pk, in batches, for a full reindex."""
         ...
 
-    async def db_search(self, query: str, audience: list[str] | None, locale: str | None,
-                        facets: dict[str, str], limit: int) -> tuple[list[SearchDoc], int]:
+    async def db_search(
+        self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
+    ) -> tuple[list[SearchDoc], int]:
         """The fallback when Meilisearch is down: the same audience rule as SQL
         (`audience` None means no restriction: staff). Returns (docs, total)."""
         ...

@@ -49,7 +49,8 @@ async def close_client() -> None:
 
 
 async def search_settings() -> tuple[dict[str, list[str]], list[str]]:
-    rows = {r["key"]: r["value"] for r in await SearchSetting.select(SearchSetting.key, SearchSetting.value)}
+    selected = await SearchSetting.select(SearchSetting.key, SearchSetting.value).output(load_json=True)
+    rows = {r["key"]: r["value"] for r in selected}
     synonyms = rows.get("synonyms") or {}
     stop_words = rows.get("stop_words") or []
     return dict(synonyms), list(stop_words)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from markupsafe import Markup
-from meilisearch_python_sdk.errors import MeilisearchError
+from meilisearch_python_sdk.errors import MeilisearchApiError, MeilisearchError
 from meilisearch_python_sdk.models.search import FederationMerged, MergeFacets, SearchParams
 
 from server import policy
@@ -25,6 +25,7 @@ from server.policy import Actor
 from server.search import registry
 from server.search.engine import client
 from server.search.registry import SearchDoc
+from server.search.sync import ensure_indexes
 
 log = logging.getLogger("kizuna.search")
 
@@ -96,7 +97,13 @@ async def search(
     if not query or not names:
         return SearchResult(query=query)
     try:
-        return await _meili_search(actor, query, names, locale, facets, limit, offset)
+        try:
+            return await _meili_search(actor, query, names, locale, facets, limit, offset)
+        except MeilisearchApiError as exc:
+            if exc.code != "index_not_found":
+                raise
+            await ensure_indexes()  # a type registered since the last start: create its index once
+            return await _meili_search(actor, query, names, locale, facets, limit, offset)
     except (MeilisearchError, httpx.HTTPError, OSError) as exc:
         log.warning("search degraded, answering from the database: %s", exc)
         return await _db_search(actor, query, names, locale, facets, limit, offset)
@@ -106,6 +113,7 @@ async def _meili_search(
     actor: Actor, query: str, names: list[str], locale: str | None, facets: dict[str, str], limit: int, offset: int
 ) -> SearchResult:
     query_locales = ["jpn"] if JAPANESE.search(query) else None
+    facets = dict(facets)
     type_facet = facets.pop("type", None)
     queries = []
     for name in names:
@@ -184,6 +192,7 @@ async def _db_search(
     actor: Actor, query: str, names: list[str], locale: str | None, facets: dict[str, str], limit: int, offset: int
 ) -> SearchResult:
     audience = policy.content_audience(actor)
+    facets = dict(facets)
     type_facet = facets.pop("type", None)
     docs: list[SearchDoc] = []
     total = 0

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Router, get, post
-from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
@@ -124,12 +123,9 @@ async def api_search(
 ) -> SearchOut:
     """Search every content type the caller may read (anonymous: public content only)."""
     wanted = [t for t in types.split(",") if t] if types else []
-    try:
-        _check_filters(wanted, locale or None)
-    except Invalid as exc:
-        raise ValidationException(detail="; ".join(exc.errors.values()), extra=exc.errors) from exc
+    _check_filters(wanted, locale or None)  # unknown type or locale: 422
     if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= 1000:
-        raise ValidationException(detail=f"limit must be 1–{MAX_LIMIT} and offset 0–1000")
+        raise Invalid({"limit": f"limit must be 1–{MAX_LIMIT} and offset 0–1000"})
     result = await search(actor, q, types=wanted or None, locale=locale or None, limit=limit, offset=offset)
     return SearchOut(
         hits=[
@@ -160,7 +156,12 @@ async def _admin_context(start_text: str, end_text: str) -> dict[str, Any]:
     start, end = services.report_range(
         datetime.combine(start_day, datetime.min.time(), UTC), datetime.combine(end_day, datetime.min.time(), UTC)
     )
-    synonyms_text = await SearchSetting.select(SearchSetting.value).where(SearchSetting.key == "synonyms_text").first()
+    synonyms_text = (
+        await SearchSetting.select(SearchSetting.value)
+        .where(SearchSetting.key == "synonyms_text")
+        .output(load_json=True)
+        .first()
+    )
     _synonyms, stop_words = await search_settings()
     return {
         "start": start_day.isoformat(),
@@ -168,7 +169,10 @@ async def _admin_context(start_text: str, end_text: str) -> dict[str, Any]:
         "top": await reports.top_queries(start, end),
         "zero": await reports.zero_result_queries(start, end),
         "unclicked": await reports.queries_without_click(start, end),
-        "values": {"synonyms": synonyms_text["value"] if synonyms_text else "", "stop_words": ", ".join(stop_words)},
+        "values": {
+            "synonyms": synonyms_text["value"].get("text", "") if synonyms_text else "",
+            "stop_words": ", ".join(stop_words),
+        },
     }
 
 

@@ -140,7 +140,7 @@ async def save_search_settings(actor: Actor, synonyms_text: str, stop_words_text
         for key, value in (
             ("synonyms", synonyms),
             ("stop_words", stop_words),
-            ("synonyms_text", synonyms_text.strip()),
+            ("synonyms_text", {"text": synonyms_text.strip()}),
         ):
             await SearchSetting.insert(SearchSetting(key=key, value=value, updated_at=now())).on_conflict(
                 target=SearchSetting.key, action="DO UPDATE", values=[SearchSetting.value, SearchSetting.updated_at]

@@ -20,11 +20,28 @@ class NoteType:
     def __init__(self) -> None:
         self.docs: dict[int, list[SearchDoc]] = {}
 
-    def put(self, pk: int, title: str, text: str, *, audience: list[str] | None = None, locale: str = "en",
-            category: str = "general") -> None:
-        self.docs[pk] = [SearchDoc(type="note", pk=pk, locale=locale, title=title, text=text,
-                                   url=f"/notes/{pk}", audience=audience or ["public"],
-                                   facets={"category": category})]
+    def put(
+        self,
+        pk: int,
+        title: str,
+        text: str,
+        *,
+        audience: list[str] | None = None,
+        locale: str = "en",
+        category: str = "general",
+    ) -> None:
+        self.docs[pk] = [
+            SearchDoc(
+                type="note",
+                pk=pk,
+                locale=locale,
+                title=title,
+                text=text,
+                url=f"/notes/{pk}",
+                audience=audience or ["public"],
+                facets={"category": category},
+            )
+        ]
 
     async def build(self, pks: list[int]) -> dict[int, list[SearchDoc]]:
         return {pk: list(self.docs.get(pk, [])) for pk in pks}
@@ -32,14 +49,19 @@ class NoteType:
     async def all_pks(self) -> AsyncIterator[list[int]]:
         pks = sorted(self.docs)
         for start in range(0, len(pks), 500):
-            yield pks[start:start + 500]
+            yield pks[start : start + 500]
 
-    async def db_search(self, query: str, audience: list[str] | None, locale: str | None,
-                        facets: dict[str, str], limit: int) -> tuple[list[SearchDoc], int]:
-        found = [d for docs in self.docs.values() for d in docs
-                 if query.lower() in (d.title + " " + d.text).lower()
-                 and (audience is None or set(d.audience) & set(audience))
-                 and (locale is None or d.locale == locale)]
+    async def db_search(
+        self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
+    ) -> tuple[list[SearchDoc], int]:
+        found = [
+            d
+            for docs in self.docs.values()
+            for d in docs
+            if query.lower() in (d.title + " " + d.text).lower()
+            and (audience is None or set(d.audience) & set(audience))
+            and (locale is None or d.locale == locale)
+        ]
         return found[:limit], len(found)
 
 

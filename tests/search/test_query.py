@@ -11,14 +11,20 @@ AGENT = Actor(user_id=2, roles=frozenset({"customer", "agent"}))
 
 
 async def _seed(notes: NoteType) -> None:
-    notes.put(1, "Billing and invoices", "Download an invoice for your workspace billing period.",
-              category="billing")
-    notes.put(2, "Billing secrets for members", "Members only billing workaround.", audience=["signed_in"],
-              category="billing")
-    notes.put(3, "Internal billing playbook", "Staff escalation steps for billing disputes.",
-              audience=["staff"], category="internal-ops")
-    notes.put(4, "請求書のダウンロード", "ワークスペースの請求書をダウンロードする方法です。", locale="ja",
-              category="billing")
+    notes.put(1, "Billing and invoices", "Download an invoice for your workspace billing period.", category="billing")
+    notes.put(
+        2, "Billing secrets for members", "Members only billing workaround.", audience=["signed_in"], category="billing"
+    )
+    notes.put(
+        3,
+        "Internal billing playbook",
+        "Staff escalation steps for billing disputes.",
+        audience=["staff"],
+        category="internal-ops",
+    )
+    notes.put(
+        4, "請求書のダウンロード", "ワークスペースの請求書をダウンロードする方法です。", locale="ja", category="billing"
+    )
     notes.put(5, "Timeline view", "Plan projects on a timeline with dependencies.", category="planning")
     await index_notes(notes)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from meilisearch_python_sdk import AsyncClient
 from meilisearch_python_sdk.errors import MeilisearchApiError
+from meilisearch_python_sdk.models.client import KeyCreate
 from meilisearch_python_sdk.models.settings import LocalizedAttributes, MeilisearchSettings
 
 from server.jobs import now
@@ -41,11 +42,37 @@ def client() -> AsyncClient:
     return _client[1]
 
 
+_search_client: tuple[asyncio.AbstractEventLoop, AsyncClient] | None = None
+
+
+async def search_client() -> AsyncClient:
+    """A client holding a search-only key, for queries: the master key is for indexing and
+    settings only. Meilisearch creates a default search key when a master key is set."""
+    global _search_client
+    loop = asyncio.get_running_loop()
+    if _search_client is None or _search_client[0] is not loop:
+        keys = await client().get_keys(limit=100)
+        key = next((k.key for k in keys.results if k.actions == ["search"] and k.indexes == ["*"]), None)
+        if key is None:
+            created = await client().create_key(
+                KeyCreate(name="Kizuna search", description="search-only key", actions=["search"], indexes=["*"])
+            )
+            key = created.key
+        base_url = str(client().http_client.base_url).rstrip("/")  # the same server as the master client
+        meili = AsyncClient(base_url, key, timeout=TIMEOUT_SECONDS, custom_headers={"Accept-Encoding": "identity"})
+        _search_client = (loop, meili)
+    return _search_client[1]
+
+
 async def close_client() -> None:
-    global _client
-    if _client is not None and _client[0] is asyncio.get_running_loop():
+    global _client, _search_client
+    loop = asyncio.get_running_loop()
+    if _client is not None and _client[0] is loop:
         await _client[1].aclose()
         _client = None
+    if _search_client is not None and _search_client[0] is loop:
+        await _search_client[1].aclose()
+        _search_client = None
 
 
 async def search_settings() -> tuple[dict[str, list[str]], list[str]]:

@@ -23,7 +23,7 @@ from server import policy
 from server.i18n import LOCALES
 from server.policy import Actor
 from server.search import registry
-from server.search.engine import client
+from server.search.engine import search_client
 from server.search.registry import SearchDoc
 from server.search.sync import ensure_indexes
 
@@ -147,7 +147,7 @@ async def _meili_search(
     federation = FederationMerged(
         limit=limit, offset=offset, facets_by_index=facet_names, merge_facets=MergeFacets(max_values_per_facet=50)
     )
-    response = await client().multi_search(queries, federation=federation)
+    response = await (await search_client()).multi_search(queries, federation=federation)
     hits = []
     for raw in response.hits:  # type: ignore[union-attr]
         formatted = raw.get("_formatted", {})

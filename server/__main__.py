@@ -141,7 +141,8 @@ def cmd_mailsink(args: argparse.Namespace) -> int:
     # Idle only when outbound mail goes somewhere else than this sink would listen.
     if (target.scheme, target.hostname, target.port) != ("smtp", host, port) and not args.force:
         print(
-            f"kizuna: SMTP_URL is set ({target.hostname}); the local mail sink is not needed and stays idle.",
+            f"kizuna: outbound mail goes to {target.hostname}:{target.port} (SMTP_URL), not to {host}:{port}; "
+            "the local mail sink stays idle (--force runs it anyway).",
             flush=True,
         )
         signal.sigwait({signal.SIGINT, signal.SIGTERM})

@@ -58,7 +58,8 @@ class CapturedMail:
     @property
     def body(self) -> str:
         part = self.message.get_body(preferencelist=("plain", "html"))
-        return part.get_content() if part is not None else ""
+        # SMTP carries CRLF line ends; readers want the text as it was written.
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
 
 
 def _read(path: Path) -> CapturedMail:

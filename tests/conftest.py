@@ -13,8 +13,10 @@ import re
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -41,6 +43,7 @@ from litestar.testing import AsyncTestClient  # noqa: E402
 from server.db import is_postgres  # noqa: E402
 from server.settings import get_settings  # noqa: E402
 from tests.factories import Mailbox  # noqa: E402
+
 
 def _tables_children_first() -> list[str]:
     """Every table of the app, children before parents (the app lists parents first)."""
@@ -149,9 +152,36 @@ def app():  # noqa: ANN201
     return create_app()
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def postgres_pool() -> AsyncIterator[None]:
+    """On PostgreSQL, one connection pool on the tests' own event loop for the whole run."""
+    from server.db import engine
+
+    db = engine()
+    if is_postgres():
+        await db.start_connection_pool(min_size=1, max_size=8)  # type: ignore[attr-defined]
+    yield
+    if is_postgres():
+        await db.close_connection_pool()  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def make_client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    """A browser-like HTTP client that runs the app on the tests' own event loop.
+
+    Litestar's AsyncTestClient runs the app on a second event loop in another thread (a blocking
+    portal) while blocking the test's loop, so a database pool or client made on one loop gets
+    used from the other and hangs; httpx's ASGI transport keeps everything on one loop. The
+    lifespan is not run: the pool above stands in for the one it would open."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local",
+                                 follow_redirects=True) as test_client:
+        yield test_client
+
+
 @pytest.fixture
-async def client(app) -> AsyncIterator[AsyncTestClient]:  # noqa: ANN001
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    async with make_client(app) as test_client:
         yield test_client
 
 

@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 from litestar import Request, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect, Template
 
 from server import ratelimit
@@ -226,7 +226,7 @@ async def switch_locale(request: Request[Any, Any, Any], actor: CurrentActor) ->
 
 
 async def _profile_context(actor: CurrentActor) -> dict[str, Any]:
-    user = await User.select().where(User.id == actor.user_id).first()
+    user = await User.select().where(User.id == actor.user_id).output(load_json=True).first()
     tokens = (
         await ApiToken.select()
         .where((ApiToken.user == actor.user_id) & ApiToken.revoked_at.is_null())
@@ -315,7 +315,7 @@ async def revoke_token(request: Request[Any, Any, Any], actor: CurrentActor, tok
 
 
 @post("/api/v1/auth/token", status_code=201, tags=["auth"])
-async def api_token(request: Request[Any, Any, Any], data: TokenRequest) -> TokenResponse:
+async def api_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenResponse:
     """Exchange an email and password for a personal API token (Bearer)."""
     await ratelimit.hit(ratelimit.TOKEN, f"ip:{_client_ip(request)}")
     await ratelimit.hit(ratelimit.TOKEN, f"email:{services.normalise_email(data.email)}")

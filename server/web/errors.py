@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
+from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from server.accounts.auth import API_PREFIX
+from server import i18n
+from server.accounts.auth import API_PREFIX, LOCALE_COOKIE
 from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.web.render import page
@@ -54,6 +58,7 @@ def _respond(
     response = page(
         request, "errors/error.html", {"status": status, "title": title, "detail": detail}, status_code=status
     )
+    response.headers.update(headers or {})  # e.g. Retry-After on 429 pages
     return response  # type: ignore[return-value]
 
 
@@ -68,6 +73,9 @@ def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
         detail = _("The request is too large.")
     elif status in (404, 405) and detail in ("Not Found", "Method Not Allowed", ""):
         detail = _titles()[status]
+    elif status == 400 and isinstance(exc, ValidationException) and not _wants_json(request):
+        # Litestar's own text ("Validation failed for GET ...") is English and meant for developers.
+        detail = _("Part of the address or form could not be read. Check it and try again.")
     extra = exc.extra if isinstance(exc, ValidationException) else None
     return _respond(request, status, str(detail), extra, headers=exc.headers)
 
@@ -90,9 +98,52 @@ def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     )
 
 
+# Errors raised before routing (an unknown path, a wrong method) never pass ActorMiddleware, so
+# nothing chose the visitor's language: choose it here from the cookie or Accept-Language.
+
+Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
+
+
+class _TemplateInLocale(Template):
+    def __init__(self, locale: str, template: Template) -> None:
+        super().__init__(
+            template_name=template.template_name,
+            context=template.context,
+            status_code=template.status_code,
+            headers=template.headers,
+            cookies=template.cookies,
+        )
+        self.locale = locale
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        token = i18n.set_locale(self.locale)
+        try:
+            return super().to_asgi_response(*args, **kwargs)
+        finally:
+            i18n._current_locale.reset(token)
+
+
+def _in_visitor_locale(handler: Handler) -> Handler:
+    @wraps(handler)
+    def wrapper(request: Request[Any, Any, Any], exc: Any) -> Response[Any]:
+        if "actor" in request.scope.get("state", {}):
+            return handler(request, exc)
+        locale = request.cookies.get(LOCALE_COOKIE) or ""
+        if locale not in i18n.LOCALES:
+            locale = i18n.negotiate(request.headers.get("accept-language"))
+        token = i18n.set_locale(locale)
+        try:
+            response = handler(request, exc)
+        finally:
+            i18n._current_locale.reset(token)
+        return _TemplateInLocale(locale, response) if isinstance(response, Template) else response
+
+    return wrapper
+
+
 EXCEPTION_HANDLERS = {
-    HTTPException: http_exception,
-    NotFound: not_found,
-    Invalid: invalid,
-    Exception: server_error,
+    HTTPException: _in_visitor_locale(http_exception),
+    NotFound: _in_visitor_locale(not_found),
+    Invalid: _in_visitor_locale(invalid),
+    Exception: _in_visitor_locale(server_error),
 }

@@ -7,6 +7,7 @@ from litestar import get
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
+from tests.conftest import make_client
 
 
 @get("/boom", include_in_schema=False)
@@ -29,7 +30,7 @@ async def failing_client() -> AsyncIterator[AsyncTestClient]:
     app = create_app()  # a separate app, so the real one's route table stays as it is
     for handler in (boom, api_boom, db_down):
         app.register(handler)
-    async with AsyncTestClient(app=app) as client:
+    async with make_client(app) as client:
         yield client
 
 

@@ -132,10 +132,6 @@ class ConsoleProblems:
     messages: list[str] = field(default_factory=list)
 
     def on_console(self, message: ConsoleMessage) -> None:
-        # The browser asks for /favicon.ico on its own; the app has no icon (yet), and no page
-        # refers to one, so that 404 says nothing about the page under test.
-        if message.location.get("url", "").endswith("/favicon.ico"):
-            return
         if message.type == "error" or "Content Security Policy" in message.text:
             self.messages.append(f"console.{message.type}: {message.text} @ {message.location.get('url')}")
 

@@ -63,6 +63,8 @@ def normalise(query: str) -> str:
 
 
 def _marked(text: str) -> Markup:
+    # Japanese words arrive as adjacent highlighted tokens (タイム|ライン): join them into one mark.
+    text = text.replace(POST + PRE, "")
     return Markup(html.escape(text).replace(PRE, "<mark>").replace(POST, "</mark>"))  # noqa: S704
 
 

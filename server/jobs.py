@@ -118,6 +118,7 @@ def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelt
 
 async def claim(worker_id: str, limit: int = 20) -> list[ClaimedJob]:
     moment = now()
+    await _bury_abandoned_last_tries(moment)
     lock = "FOR UPDATE SKIP LOCKED" if is_postgres() else ""
     rows = await Job.raw(
         f"""
@@ -126,7 +127,7 @@ async def claim(worker_id: str, limit: int = 20) -> list[ClaimedJob]:
         WHERE id IN (
             SELECT id FROM job
             WHERE (status = 'queued' AND run_at <= {{}})
-               OR (status = 'running' AND locked_at < {{}})
+               OR (status = 'running' AND locked_at < {{}} AND attempts < max_attempts)
             ORDER BY run_at, id LIMIT {{}} {lock}
         )
         RETURNING id, kind, payload, attempts, max_attempts, idempotency_key
@@ -138,6 +139,31 @@ async def claim(worker_id: str, limit: int = 20) -> list[ClaimedJob]:
         limit,
     )
     return [_claimed(row) for row in rows]
+
+
+async def _bury_abandoned_last_tries(moment: datetime) -> None:
+    """A job whose worker vanished during its last try is dead, not run again: it may be what
+    killed the worker, and rerunning it forever would take every worker down in turn."""
+    await Job.raw(
+        """
+        UPDATE job SET status = 'dead', finished_at = {}, last_error = {}
+        WHERE status = 'running' AND locked_at < {} AND attempts >= max_attempts
+        """,
+        moment,
+        "the worker stopped while running it (lease expired) on its last try",
+        moment - LEASE,
+    )
+
+
+async def _renew_lease(job: ClaimedJob, worker_id: str) -> bool:
+    """Just before running a job of a claimed batch, confirm it is still ours and restart its
+    lease: the batch may have outlasted the lease, and another worker may have taken it over."""
+    renewed = (
+        await Job.update({Job.locked_at: now()})
+        .where((Job.id == job.id) & (Job.status == RUNNING) & (Job.locked_by == worker_id))
+        .returning(Job.id)
+    )
+    return bool(renewed)
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
@@ -185,8 +211,9 @@ async def run_pending(worker_id: str = "inline", limit: int = 100) -> int:
     total = 0
     while batch := await claim(worker_id, limit):
         for job in batch:
-            await run_one(job)
-        total += len(batch)
+            if await _renew_lease(job, worker_id):
+                await run_one(job)
+                total += 1
     return total
 
 

@@ -239,7 +239,7 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.5) -> None:
+async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.25) -> None:
     worker_id = new_worker_id()
     log.info("worker %s started", worker_id)
     last_beat = 0.0

@@ -161,3 +161,40 @@ def can_see_article_feedback(actor: Actor) -> bool:
 
 def can_administer_search(actor: Actor) -> bool:
     return actor.is_admin
+
+
+# Knowledge base -----------------------------------------------------------------------------
+
+
+def can_read_kb(actor: Actor, visibility: str, tiers: list[str] | None = None) -> bool:
+    """May the actor read help-center content of this (effective) visibility?"""
+    return can_read_audience(actor, audience_for_visibility(visibility, tiers))
+
+
+def can_see_kb_drafts(actor: Actor) -> bool:
+    """Unpublished translations are shown to those who write them."""
+    return can_edit_kb(actor)
+
+
+@dataclass(frozen=True)
+class VisibilityScope:
+    """The visibility levels an audience may read, in a form SQL can test.
+
+    `levels`: readable when the content names no tiers; `tiers`: `members` content limited to
+    tiers is readable when it names one of these. Equivalent to `audience_for_visibility` +
+    `can_read_audience` (tests check the two agree).
+    """
+
+    levels: frozenset[str]
+    tiers: frozenset[str]
+
+
+def visibility_scope(audience: list[str] | None) -> VisibilityScope | None:
+    """None: no restriction (staff)."""
+    if audience is None:
+        return None
+    labels = set(audience)
+    level_labels = {"public": "public", "signed_in": "signed_in", "members": "members", "internal": "staff"}
+    levels = frozenset(level for level, label in level_labels.items() if label in labels)
+    tiers = frozenset(label.removeprefix("tier:") for label in labels if label.startswith("tier:"))
+    return VisibilityScope(levels=levels, tiers=tiers)

@@ -1,3 +1,4 @@
+# ruff: noqa: S603 - our own interpreter and CLI
 """`python -m bench`: start Kizuna on a scratch database and measure it with wrk.
 
 Each scenario prints its figure beside its target. wrk (Debian's `wrk`) is the load client:
@@ -68,8 +69,13 @@ def main() -> int:
     python = sys.executable
     subprocess.run([python, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([python, "-m", "server", "seed"], env=env, cwd=ROOT, check=True, capture_output=True)
-    server = subprocess.Popen([python, "-m", "server", "serve"], env=env, cwd=ROOT,  # noqa: S603
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [python, "-m", "server", "serve"],
+        env=env,
+        cwd=ROOT,  # noqa: S603
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -84,13 +90,17 @@ def main() -> int:
         for scenario in SCENARIOS:
             result = subprocess.run(  # noqa: S603
                 [wrk, "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency", base + scenario.path],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             rps, p99 = _parse_wrk(result.stdout)
             ok = rps >= scenario.target_rps and p99 <= scenario.target_p99_ms
             failed += not ok
-            print(f"{scenario.name:<26} {rps:>9.0f} {scenario.target_rps:>8.0f} {p99:>8.1f} "
-                  f"{scenario.target_p99_ms:>8.0f}  {'ok' if ok else 'MISSED'}")
+            print(
+                f"{scenario.name:<26} {rps:>9.0f} {scenario.target_rps:>8.0f} {p99:>8.1f} "
+                f"{scenario.target_p99_ms:>8.0f}  {'ok' if ok else 'MISSED'}"
+            )
         return 1 if failed else 0
     finally:
         server.terminate()

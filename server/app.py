@@ -20,6 +20,10 @@ from server.accounts.routes import api_router as accounts_api_router
 from server.accounts.routes import router as accounts_router
 from server.admin.routes import router as admin_router
 from server.db import engine
+from server.kb.api import api_router as kb_api_router
+from server.kb.editor_routes import router as kb_editor_router
+from server.kb.routes import router as kb_router
+from server.kb.structure_routes import router as kb_structure_router
 from server.logging import configure_logging
 from server.orgs.routes import router as orgs_router
 from server.search.client import close_http_client
@@ -62,6 +66,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             admin_router,
             search_router,
             search_api_router,
+            kb_router,
+            kb_editor_router,
+            kb_structure_router,
+            kb_api_router,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={"actor": Provide(current_actor, sync_to_thread=False)},

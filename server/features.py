@@ -4,4 +4,5 @@ The web app and the worker both import it, so a job enqueued by one is understoo
 """
 
 from server import mail  # noqa: F401 - mail.send
+from server.kb import search as kb_search  # noqa: F401 - the "kb" search document type
 from server.search import sync  # noqa: F401 - search.sync, search.settings

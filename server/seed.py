@@ -9,6 +9,7 @@ from __future__ import annotations
 from server.accounts.auth import utcnow
 from server.accounts.services import create_user
 from server.accounts.tables import Organisation, User
+from server.kb.demo_loader import load_demo_help_center
 
 DEMO_PASSWORD = "kizuna-demo-2026"  # noqa: S105 - printed at start-up, demo only
 
@@ -42,6 +43,7 @@ async def seed() -> None:
     for email, name, roles, org, org_admin, locale in USERS:
         if not await User.exists().where(User.email == email):
             await create_user(email, DEMO_PASSWORD, name, roles, org_slug=org, org_admin=org_admin, locale=locale)
+    await load_demo_help_center()
 
 
 def print_logins() -> None:

@@ -174,8 +174,9 @@ async def make_client(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
     used from the other and hangs; httpx's ASGI transport keeps everything on one loop. The
     lifespan is not run: the pool above stands in for the one it would open."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local",
-                                 follow_redirects=True) as test_client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver.local", follow_redirects=True
+    ) as test_client:
         yield test_client
 
 

@@ -20,11 +20,6 @@ async def home(request: Request[Any, Any, Any]) -> Template:
     return page(request, "pages/home.html")
 
 
-@get("/help")
-async def help_center(request: Request[Any, Any, Any]) -> Template:
-    return page(request, "pages/area.html", {"area": "help"})
-
-
 @get("/community")
 async def community(request: Request[Any, Any, Any]) -> Template:
     return page(request, "pages/area.html", {"area": "community"})
@@ -82,7 +77,6 @@ router = Router(
     include_in_schema=False,
     route_handlers=[
         home,
-        help_center,
         community,
         guides,
         perks,

@@ -20,6 +20,7 @@ from server.accounts.routes import api_router as accounts_api_router
 from server.accounts.routes import router as accounts_router
 from server.admin.routes import router as admin_router
 from server.db import engine
+from server.kb import views as kb_views
 from server.kb.api import api_router as kb_api_router
 from server.kb.editor_routes import router as kb_editor_router
 from server.kb.routes import router as kb_router
@@ -47,6 +48,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await kb_views.flush()  # view counts still buffered in this process
         await close_http_client()
         await close_meili_client()
         if isinstance(db, PostgresEngine):

@@ -75,14 +75,13 @@ def notes() -> Iterator[NoteType]:
 
 @pytest.fixture
 async def note_index(meili_server: str, notes: NoteType) -> AsyncIterator[NoteType]:
-    """A fresh, empty `note` index with the settings from code."""
+    """A fresh, empty `note` index with the settings from code, and every other registered index
+    empty too (Meilisearch outlives each test's database), so searches across types see only notes."""
     meili = client()
-    try:
-        task = await meili.index("note").delete()
+    for name in registry.names():
+        task = await meili.index(name).delete()
         await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
-    except Exception:  # noqa: S110 - absent is fine
-        pass
-    await ensure_index(notes)
+        await ensure_index(registry.get(name))
     yield notes
 
 

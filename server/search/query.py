@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 from markupsafe import Markup
 from meilisearch_python_sdk.errors import MeilisearchApiError, MeilisearchError
-from meilisearch_python_sdk.models.search import FederationMerged, MergeFacets, SearchParams
+from meilisearch_python_sdk.models.search import Federation, FederationMerged, MergeFacets, SearchParams
 
 from server import policy
 from server.i18n import LOCALES
@@ -88,8 +88,10 @@ async def search(
     facets: dict[str, str] | None = None,
     limit: int = 10,
     offset: int = 0,
+    with_facets: bool = False,
 ) -> SearchResult:
-    """Validated input only: unknown types or locales are the route's 422, not ours."""
+    """Validated input only: unknown types or locales are the route's 422, not ours.
+    Facet counts cost Meilisearch time: only the search page asks for them."""
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     facets = dict(facets or {})
     names = [n for n in (types or registry.names()) if n in registry.names()]
@@ -100,19 +102,26 @@ async def search(
         return SearchResult(query=query)
     try:
         try:
-            return await _meili_search(actor, query, names, locale, facets, limit, offset)
+            return await _meili_search(actor, query, names, locale, facets, limit, offset, with_facets)
         except MeilisearchApiError as exc:
             if exc.code != "index_not_found":
                 raise
             await ensure_indexes()  # a type registered since the last start: create its index once
-            return await _meili_search(actor, query, names, locale, facets, limit, offset)
+            return await _meili_search(actor, query, names, locale, facets, limit, offset, with_facets)
     except (MeilisearchError, httpx.HTTPError, OSError) as exc:
         log.warning("search degraded, answering from the database: %s", exc)
         return await _db_search(actor, query, names, locale, facets, limit, offset)
 
 
 async def _meili_search(
-    actor: Actor, query: str, names: list[str], locale: str | None, facets: dict[str, str], limit: int, offset: int
+    actor: Actor,
+    query: str,
+    names: list[str],
+    locale: str | None,
+    facets: dict[str, str],
+    limit: int,
+    offset: int,
+    with_facets: bool,
 ) -> SearchResult:
     query_locales = ["jpn"] if JAPANESE.search(query) else None
     facets = dict(facets)
@@ -142,13 +151,15 @@ async def _meili_search(
         )
     if not queries:
         return SearchResult(query=query)
-    facet_names = {
-        q.index_uid: [f for f in FACETS if f in ("type", "locale") or f in registry.get(q.index_uid).facet_fields]
-        for q in queries
-    }
-    federation = FederationMerged(
-        limit=limit, offset=offset, facets_by_index=facet_names, merge_facets=MergeFacets(max_values_per_facet=50)
-    )
+    federation: Federation = Federation(limit=limit, offset=offset)
+    if with_facets:
+        facet_names = {
+            q.index_uid: [f for f in FACETS if f in ("type", "locale") or f in registry.get(q.index_uid).facet_fields]
+            for q in queries
+        }
+        federation = FederationMerged(
+            limit=limit, offset=offset, facets_by_index=facet_names, merge_facets=MergeFacets(max_values_per_facet=50)
+        )
     response = await (await search_client()).multi_search(queries, federation=federation)
     hits = []
     for raw in response.hits:  # type: ignore[union-attr]

@@ -71,7 +71,13 @@ async def search_page(
     facets = {k: v for k, v in (("type", type), ("category", category)) if v}
     page_no = max(1, min(page_no, 100))
     result = await search(
-        actor, q, locale=locale or None, facets=facets, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE
+        actor,
+        q,
+        locale=locale or None,
+        facets=facets,
+        limit=PAGE_SIZE,
+        offset=(page_no - 1) * PAGE_SIZE,
+        with_facets=True,
     )
     context = {
         "result": result,

@@ -50,7 +50,7 @@ async def test_demo_help_center_search(demo_index: None) -> None:
 
     # internal: staff only, in hits, snippets, facets and totals
     # ("staff console" appears only in the internal playbooks)
-    internal = await search(ANONYMOUS, '"staff console"', types=["kb"])
+    internal = await search(ANONYMOUS, '"staff console"', types=["kb"], with_facets=True)
     assert internal.total == 0 and internal.hits == [] and not any(internal.facets.values())
     assert (await search(CUSTOMER, '"staff console"', types=["kb"])).total == 0
     staff = await search(AGENT, '"staff console"', types=["kb"])
@@ -66,6 +66,6 @@ async def test_demo_help_center_search(demo_index: None) -> None:
     assert "scim-provisioning" in _slugs(await search(CUSTOMER, "SCIM", types=["kb"], limit=50))
 
     # totals and facet counts agree with what the reader may see
-    broad = await search(ANONYMOUS, "workspace", types=["kb"], limit=50)
+    broad = await search(ANONYMOUS, "workspace", types=["kb"], limit=50, with_facets=True)
     assert broad.total == sum(broad.facets["locale"].values()) == len(broad.hits)
     assert "lfctl" not in _everything(broad) and "Playbook" not in _everything(broad)

@@ -31,7 +31,7 @@ async def _seed(notes: NoteType) -> None:
 
 async def test_anonymous_sees_only_public_hits_counts_and_facets(note_index: NoteType) -> None:
     await _seed(note_index)
-    result = await search(ANONYMOUS, "billing", types=["note"])
+    result = await search(ANONYMOUS, "billing", types=["note"], with_facets=True)
     assert sorted(h.pk for h in result.hits) == [1, 4]  # 4 is Japanese, public, in category "billing"
     assert result.total == 2
     assert result.facets["category"] == {"billing": 2}
@@ -43,7 +43,7 @@ async def test_signed_in_and_staff_audiences(note_index: NoteType) -> None:
     await _seed(note_index)
     customer = await search(CUSTOMER, "billing", types=["note"])
     assert sorted(h.pk for h in customer.hits) == [1, 2, 4]
-    agent = await search(AGENT, "billing", types=["note"])
+    agent = await search(AGENT, "billing", types=["note"], with_facets=True)
     assert sorted(h.pk for h in agent.hits) == [1, 2, 3, 4]
     assert agent.facets["category"]["internal-ops"] == 1
 

@@ -6,11 +6,13 @@ content through `seed()` here, calling their services.
 
 from __future__ import annotations
 
-from server.accounts.auth import utcnow
-from server.accounts.services import create_user
+from server.accounts.services import create_user, save_organisation
 from server.accounts.tables import Organisation, User
 from server.kb.demo_loader import load_demo_help_center
+from server.policy import Actor
 
+# The seed acts as an administrator with no account: the same services and checks as the UI.
+SYSTEM = Actor(roles=frozenset({"admin"}))
 DEMO_PASSWORD = "kizuna-demo-2026"  # noqa: S105 - printed at start-up, demo only
 
 ORGANISATIONS = [
@@ -37,9 +39,7 @@ USERS = [
 async def seed() -> None:
     for slug, name, size, industry, plan in ORGANISATIONS:
         if not await Organisation.exists().where(Organisation.slug == slug):
-            await Organisation.insert(
-                Organisation(slug=slug, name=name, size=size, industry=industry, plan=plan, created_at=utcnow())
-            )
+            await save_organisation(SYSTEM, None, name=name, slug=slug, size=size, industry=industry, plan=plan)
     for email, name, roles, org, org_admin, locale in USERS:
         if not await User.exists().where(User.email == email):
             await create_user(email, DEMO_PASSWORD, name, roles, org_slug=org, org_admin=org_admin, locale=locale)

@@ -72,6 +72,23 @@ _handlers: dict[str, Handler] = {}
 _retry_caps: dict[str, float] = {}
 
 
+BatchHandler = Callable[[list[ClaimedJob]], Awaitable[None]]
+_batch_handlers: dict[str, BatchHandler] = {}
+
+
+def batch_handler(
+    kind: str, *, retry_cap_seconds: float = BACKOFF_CAP_SECONDS
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Register a function that performs every claimed job of `kind` in one call."""
+
+    def register(fn: BatchHandler) -> BatchHandler:
+        _batch_handlers[kind] = fn
+        _retry_caps[kind] = retry_cap_seconds
+        return fn
+
+    return register
+
+
 def handler(kind: str, *, retry_cap_seconds: float = BACKOFF_CAP_SECONDS) -> Callable[[Handler], Handler]:
     """Register the function that performs jobs of `kind`; retries wait at most `retry_cap_seconds`."""
 
@@ -180,6 +197,28 @@ def _claimed(row: dict[str, Any]) -> ClaimedJob:
     )
 
 
+async def _failed(job: ClaimedJob, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:4000]
+    if job.attempts >= job.max_attempts:
+        log.error("job %s (%s) is dead after %s tries: %s", job.id, job.kind, job.attempts, error)
+        await Job.update({Job.status: DEAD, Job.last_error: error, Job.finished_at: now()}).where(Job.id == job.id)
+        return
+    log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, error)
+    await Job.update(
+        {
+            Job.status: QUEUED,
+            Job.last_error: error,
+            Job.run_at: now() + backoff(job.attempts, _retry_caps.get(job.kind, BACKOFF_CAP_SECONDS)),
+        }
+    ).where(Job.id == job.id)
+
+
+async def _succeeded(jobs: list[ClaimedJob]) -> None:
+    await Job.update({Job.status: DONE, Job.finished_at: now(), Job.last_error: ""}).where(
+        Job.id.is_in([job.id for job in jobs])
+    )
+
+
 async def run_one(job: ClaimedJob) -> bool:
     """Perform one claimed job; record done, retry later, or dead. True when it succeeded."""
     fn = _handlers.get(job.kind)
@@ -188,32 +227,40 @@ async def run_one(job: ClaimedJob) -> bool:
             raise LookupError(f"no handler registered for job kind {job.kind!r}")
         await fn(job)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:4000]
-        if job.attempts >= job.max_attempts:
-            log.error("job %s (%s) is dead after %s tries: %s", job.id, job.kind, job.attempts, error)
-            await Job.update({Job.status: DEAD, Job.last_error: error, Job.finished_at: now()}).where(Job.id == job.id)
-        else:
-            log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, error)
-            await Job.update(
-                {
-                    Job.status: QUEUED,
-                    Job.last_error: error,
-                    Job.run_at: now() + backoff(job.attempts, _retry_caps.get(job.kind, BACKOFF_CAP_SECONDS)),
-                }
-            ).where(Job.id == job.id)
+        await _failed(job, exc)
         return False
-    await Job.update({Job.status: DONE, Job.finished_at: now(), Job.last_error: ""}).where(Job.id == job.id)
+    await _succeeded([job])
+    return True
+
+
+async def run_group(jobs: list[ClaimedJob]) -> bool:
+    """Perform claimed jobs of one batch kind with one call; they succeed or fail together."""
+    try:
+        await _batch_handlers[jobs[0].kind](jobs)
+    except Exception as exc:
+        for job in jobs:
+            await _failed(job, exc)
+        return False
+    await _succeeded(jobs)
     return True
 
 
 async def run_pending(worker_id: str = "inline", limit: int = 100) -> int:
-    """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run."""
+    """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run.
+    Jobs of a batch kind claimed together run as one group (e.g. one indexing call)."""
     total = 0
     while batch := await claim(worker_id, limit):
+        groups: dict[str, list[ClaimedJob]] = {}
         for job in batch:
-            if await _renew_lease(job, worker_id):
+            if not await _renew_lease(job, worker_id):
+                continue
+            if job.kind in _batch_handlers:
+                groups.setdefault(job.kind, []).append(job)
+            else:
                 await run_one(job)
-                total += 1
+            total += 1
+        for group in groups.values():
+            await run_group(group)
     return total
 
 

@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from meilisearch_python_sdk.errors import MeilisearchApiError
+
 from server import jobs
 from server.i18n import LOCALES
 from server.search import registry
@@ -56,14 +58,19 @@ async def sync_objects(doc_type_name: str, pks: list[int], *, wait: bool = False
             await client().wait_for_task(task.task_uid, timeout_in_ms=TASK_TIMEOUT_MS, raise_for_status=True)
 
 
-@jobs.handler(SYNC_KIND, retry_cap_seconds=15)
-async def _sync_job(job: jobs.ClaimedJob) -> None:
-    try:
-        await sync_objects(job.payload["type"], [int(job.payload["pk"])])
-    except Exception as exc:
-        if "index_not_found" in str(exc) or "not found" in str(exc).lower():
-            await ensure_index(registry.get(job.payload["type"]))
-        raise
+@jobs.batch_handler(SYNC_KIND, retry_cap_seconds=15)
+async def _sync_jobs(batch: list[jobs.ClaimedJob]) -> None:
+    """Every sync claimed together goes out as one replacement per type."""
+    by_type: dict[str, set[int]] = {}
+    for job in batch:
+        by_type.setdefault(job.payload["type"], set()).add(int(job.payload["pk"]))
+    for doc_type, pks in by_type.items():
+        try:
+            await sync_objects(doc_type, sorted(pks))
+        except MeilisearchApiError as exc:
+            if exc.code == "index_not_found":
+                await ensure_index(registry.get(doc_type))
+            raise
 
 
 async def wait_until_idle(timeout_seconds: float = 60) -> None:

@@ -35,7 +35,7 @@ from server.settings import ROOT, Settings, get_settings
 from server.templating import template_engine
 from server.web.errors import EXCEPTION_HANDLERS
 from server.web.flash import write_flash_cookie
-from server.web.middleware import RequestContextMiddleware
+from server.web.middleware import RequestContextMiddleware, add_response_headers
 from server.web.pages import ops_router
 from server.web.pages import router as pages_router
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(instance=template_engine()),
         plugins=[HTMXPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[write_flash_cookie],
+        before_send=[write_flash_cookie, add_response_headers],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Kizuna API", version="1", path="/schema"),

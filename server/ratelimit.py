@@ -25,6 +25,7 @@ LOGIN = Limit("login", attempts=10, window_seconds=300)
 SIGNUP = Limit("signup", attempts=5, window_seconds=3600)
 RESET = Limit("reset", attempts=5, window_seconds=3600)
 TOKEN = Limit("token", attempts=10, window_seconds=300)
+ORG_MEMBERS = Limit("org_members", attempts=30, window_seconds=3600)  # per org admin: no bulk probing
 
 
 class _MemoryCounter:

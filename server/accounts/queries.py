@@ -26,6 +26,7 @@ async def list_users(query: str = "", page: int = 1) -> tuple[list[dict[str, Any
     if query:
         pattern = f"%{query.strip().lower()}%"
         select = select.where(User.email.ilike(pattern) | User.display_name.ilike(pattern))
+    page = max(1, min(page, 100_000))
     rows = await select.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)
     roles = await roles_by_user([r["id"] for r in rows[:PAGE_SIZE]])
     users = [{**r, "roles": roles.get(r["id"], [])} for r in rows[:PAGE_SIZE]]

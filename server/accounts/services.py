@@ -200,6 +200,9 @@ async def reset_password(token: str, password: str) -> int:
             (User.id == user_id) & User.email_verified_at.is_null()
         )
         await Session.delete().where(Session.user == user_id)  # sign out everywhere
+        await ApiToken.update({ApiToken.revoked_at: utcnow()}).where(
+            (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
+        )  # tokens minted with the old password stop working too
     return user_id
 
 

@@ -51,6 +51,7 @@ async def _article_out(actor: Actor, article_id: int, locale: str) -> ArticleOut
     article, shown = await queries.access_article(actor, article_id)
     picked = queries.pick_locale(list(shown), locale) or locale
     t = shown[picked]
+    staff_view = policy.can_see_article_feedback(actor)  # readers see the text, not the scores
     return ArticleOut(
         id=article["id"],
         slug=article["slug"],
@@ -70,9 +71,9 @@ async def _article_out(actor: Actor, article_id: int, locale: str) -> ArticleOut
         tiers=list(article["tiers"]),
         tags=list(article["tags"]),
         updated_at=t["updated_at"],
-        views=article["view_count"],
-        helpful_yes=article["helpful_yes"],
-        helpful_no=article["helpful_no"],
+        views=article["view_count"] if staff_view else 0,
+        helpful_yes=article["helpful_yes"] if staff_view else 0,
+        helpful_no=article["helpful_no"] if staff_view else 0,
     )
 
 
@@ -87,7 +88,7 @@ async def list_articles(
 ) -> ArticleList:
     """Articles the caller may read, in Help Center order; titles in `locale` when written."""
     _check_locale(locale)
-    limit, offset = max(1, min(limit, MAX_LIMIT)), max(0, offset)
+    limit, offset = max(1, min(limit, MAX_LIMIT)), max(0, min(offset, 1_000_000))
     drafts = policy.can_see_kb_drafts(actor)
     clauses = [queries.readable(policy.content_audience(actor)), None if drafts else queries.has_published()]
     if section:

@@ -53,7 +53,7 @@ class ArticleOut(msgspec.Struct):
     tiers: list[str]
     tags: list[str]
     updated_at: datetime
-    views: int
+    views: int  # these three are 0 unless the caller may see article feedback (staff)
     helpful_yes: int
     helpful_no: int
 

@@ -8,7 +8,7 @@ from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from server import policy
+from server import policy, ratelimit
 from server.accounts import queries, services
 from server.accounts.auth import CurrentActor
 from server.errors import Invalid, NotFound
@@ -49,6 +49,7 @@ async def add_member(
     org = await _visible_org(actor, org_id)
     ensure(policy.can_manage_organisation_members(actor, org_id))
     values = await form_data(request)
+    await ratelimit.hit(ratelimit.ORG_MEMBERS, f"user:{actor.user_id}")
     try:
         await services.add_member(actor, org_id, values.get("email", ""), checked(values, "is_org_admin"))
     except Invalid as exc:

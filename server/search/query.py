@@ -75,7 +75,8 @@ def _filters(actor: Actor, locale: str | None, facets: dict[str, str]) -> list[s
     if locale:
         expressions.append(f'locale = "{locale}"')
     for name, value in facets.items():
-        expressions.append(f'{name} = "{value.replace(chr(34), "")}"')
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        expressions.append(f'{name} = "{escaped}"')
     return expressions
 
 

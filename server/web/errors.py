@@ -88,7 +88,20 @@ def invalid(request: Request[Any, Any, Any], exc: Invalid) -> Response[Any]:
     return _respond(request, 422, _("Check the highlighted fields."), extra=exc.errors)
 
 
+def _out_of_range(exc: Exception) -> bool:
+    """A number too large for the database column (an id like 99999999999999999999)."""
+    if isinstance(exc, OverflowError):
+        return True
+    try:
+        from asyncpg.exceptions import DataError
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    return isinstance(exc, DataError) and "out of" in str(exc) and "range" in str(exc)
+
+
 def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _out_of_range(exc):
+        return _respond(request, 400, _("A number in the request is out of range."))
     if isinstance(exc, OSError | ConnectionError):
         log.error("backing service unreachable", error=repr(exc))
         return _respond(request, 503, _("A service Kizuna depends on is unreachable. Try again in a moment."))

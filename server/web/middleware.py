@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.settings import get_settings
@@ -45,6 +46,19 @@ def security_headers() -> list[tuple[str, str]]:
     return headers
 
 
+async def add_response_headers(message: Message, scope: Scope) -> None:
+    """App `before_send` hook: every response, including errors raised before any route or
+    middleware ran (unknown paths, wrong methods, CSRF failures), gets the security headers."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    if request_id := scope.get("kizuna_request_id"):  # type: ignore[call-overload]
+        headers["x-request-id"] = request_id
+    for name, value in security_headers():
+        if name not in headers:
+            headers[name] = value
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,19 +73,19 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        scope["kizuna_request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableScopeHeaders.from_message(message)
-                headers["x-request-id"] = request_id
-                for name, value in security_headers():
-                    if name not in headers:
-                        headers[name] = value
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except HTTPException as exc:  # answered by the app's exception handler, outside this middleware
+            status = exc.status_code
+            raise
         finally:
             log.info(
                 "request",

@@ -133,3 +133,16 @@ async def test_the_api_is_in_the_openapi_schema(client: AsyncTestClient) -> None
     paths = (await client.get("/schema/openapi.json")).json()["paths"]
     assert set(paths[API]) == {"get", "post"}
     assert set(paths[API + "/{article_id}"]) == {"get", "patch", "delete"}
+
+
+async def test_feedback_scores_are_for_staff_only(
+    client: AsyncTestClient, editor: Actor, customer: Actor, place: Place
+) -> None:
+    from server.kb.services import record_feedback
+
+    article = await make_article(editor, place.section_id, "Scored")
+    await record_feedback(customer, f"user:{customer.user_id}", article, "en", helpful=False, comment="meh")
+    anonymous = (await client.get(f"{API}/{article}")).json()
+    assert (anonymous["helpful_yes"], anonymous["helpful_no"]) == (0, 0)
+    staff = (await client.get(f"{API}/{article}", headers=await bearer(editor))).json()
+    assert staff["helpful_no"] == 1

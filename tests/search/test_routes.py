@@ -153,3 +153,12 @@ async def test_admin_report_lists_zero_result_queries(client: AsyncTestClient, n
     assert "unicorn billing" in zero and ">invoice<" not in zero
     unclicked = report.text.split("Queries with results but no click")[1]
     assert "invoice" in unclicked
+
+
+async def test_facet_values_cannot_break_the_filter(client: AsyncTestClient, note_index: NoteType) -> None:
+    await _seed(note_index)
+    for value in ("x\\", 'x" OR audience = "staff', 'x\\" OR pk > 0'):
+        response = await client.get("/search", params={"q": "invoice", "category": value})
+        assert response.status_code == 200
+        assert "simpler mode" not in response.text  # answered by Meilisearch, not the fallback
+        assert "Private roadmap" not in response.text and "Exporting" not in response.text

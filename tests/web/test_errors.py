@@ -60,3 +60,19 @@ async def test_wrong_method_is_405_page(client: AsyncTestClient) -> None:
     response = await client.put("/help")
     assert response.status_code == 405
     assert "Method not allowed" in response.text
+
+
+async def test_numbers_too_large_for_the_database_are_400(client: AsyncTestClient) -> None:
+    for path in ("/help/articles/99999999999999999999", "/api/v1/kb/articles/99999999999999999999"):
+        response = await client.get(path)
+        assert response.status_code == 400, path
+        assert "out of range" in response.text
+    assert (await client.get("/api/v1/kb/articles", params={"offset": "9" * 20})).status_code == 200
+
+
+async def test_errors_before_routing_carry_security_headers(client: AsyncTestClient) -> None:
+    for method, path, status in (("GET", "/nope", 404), ("DELETE", "/help", 405), ("POST", "/logout", 403)):
+        response = await client.request(method, path)
+        assert response.status_code == status
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"

@@ -210,7 +210,7 @@ async def _db_search(
     type_facet = facets.pop("type", None)
     docs: list[SearchDoc] = []
     total = 0
-    counts: dict[str, dict[str, int]] = {"type": {}, "locale": {}}
+    counts: dict[str, dict[str, int]] = {"type": {}}  # per-type totals are exact; nothing else is counted
     for name in names:
         if type_facet and type_facet != name:
             continue
@@ -220,8 +220,6 @@ async def _db_search(
         if count:
             counts["type"][name] = count
     docs.sort(key=lambda d: (query.lower() not in d.title.lower(), -d.rank))
-    for doc in docs:
-        counts["locale"][doc.locale] = counts["locale"].get(doc.locale, 0) + 1
     hits = [
         Hit(
             type=d.type,

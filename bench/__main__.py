@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bench.common import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "kizuna-bench-master-key"
@@ -46,12 +47,6 @@ class Figure:
     errors: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wrk(url: str, connections: int, seconds: int, script: Path) -> Figure:
     wrk = shutil.which("wrk")
     assert wrk
@@ -70,17 +65,6 @@ def _script(directory: Path, name: str, extra: str = "") -> Path:
     path = directory / f"{name}.lua"
     path.write_text(extra + REPORT_LUA)
     return path
-
-
-def _wait_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"bench: {url} did not answer")
 
 
 def _wait_indexed(meili_url: str) -> None:
@@ -110,7 +94,7 @@ def main() -> int:
         print("bench: no Meilisearch binary", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="kizuna-bench-"))
-    port, meili_port = _free_port(), _free_port()
+    port, meili_port = free_port(), free_port()
     meili_url = f"http://127.0.0.1:{meili_port}"
     env = {
         **os.environ,
@@ -130,7 +114,7 @@ def main() -> int:
         )
     ]
     try:
-        _wait_http(f"{meili_url}/health")
+        wait_http(f"{meili_url}/health")
         for command in (["migrate"], ["seed"], ["worker", "--once"]):
             subprocess.run([python, "-m", "server", *command], env=env, cwd=ROOT, check=True, capture_output=True)
         _wait_indexed(meili_url)
@@ -144,7 +128,7 @@ def main() -> int:
             )
         )
         base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/healthz")
+        wait_http(f"{base}/healthz")
         article = httpx.get(f"{base}/api/v1/search", params={"q": SEARCH_QUERY, "types": "kb"}).json()["hits"][0]
         keys = httpx.get(f"{meili_url}/keys", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()["results"]
         search_key = next(k["key"] for k in keys if k["actions"] == ["search"])

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "kizuna-bench-master-key"
 SIZES = {"small": 1_000, "medium": 10_000, "large": 100_000}
@@ -36,23 +37,6 @@ RAW_BATCH = 5_000
 RAW_INDEX = "bench_raw"
 WARM_UP = 1_000
 REINDEX_BOUND = 1.3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"bench: {url} did not answer")
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -204,7 +188,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="kizuna-bench-search-"))
-    meili_port = _free_port()
+    meili_port = free_port()
     meili_url = f"http://127.0.0.1:{meili_port}"
     # Settings are read once, at first use: the environment must be ready before any server import.
     os.environ.update(
@@ -230,7 +214,7 @@ def main() -> int:
     try:
         # The search settings (synonyms, stop words) live in the database: an empty scratch one.
         subprocess.run([sys.executable, "-m", "server", "migrate"], cwd=ROOT, check=True, capture_output=True)
-        _wait_http(f"{meili_url}/health")
+        wait_http(f"{meili_url}/health")
         from bench.generate import generate
 
         started = time.monotonic()

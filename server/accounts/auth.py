@@ -131,18 +131,17 @@ class ActorMiddleware:
             return
         actor: Actor | None = None
         is_api = scope["path"].startswith(API_PREFIX)
+        cookies = {} if is_api else Request(scope).cookies  # the API never reads cookies
         if is_api:
             if token := _bearer(scope):
                 actor = await actor_from_bearer(token)
-        else:
-            request: Request[Any, Any, Any] = Request(scope)
-            if token := request.cookies.get(SESSION_COOKIE):
-                actor = await actor_from_session(token)
+        elif token := cookies.get(SESSION_COOKIE):
+            actor = await actor_from_session(token)
         actor = actor or ANONYMOUS
         scope.setdefault("state", {})["actor"] = actor
         locale = actor.locale if actor.is_authenticated else None
         if locale is None and not is_api:
-            locale = Request(scope).cookies.get(LOCALE_COOKIE)
+            locale = cookies.get(LOCALE_COOKIE)
         if locale not in i18n.LOCALES:
             locale = i18n.negotiate(_header(scope, b"accept-language"))
         token_ = i18n.set_locale(locale)

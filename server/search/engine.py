@@ -4,14 +4,12 @@ index settings set in code, and the admin-editable synonyms and stop words."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from meilisearch_python_sdk import AsyncClient
 from meilisearch_python_sdk.errors import MeilisearchApiError
 from meilisearch_python_sdk.models.client import KeyCreate
 from meilisearch_python_sdk.models.settings import LocalizedAttributes, MeilisearchSettings
 
-from server.jobs import now
 from server.search.registry import DocumentType
 from server.search.tables import SearchSetting
 from server.settings import get_settings
@@ -114,8 +112,3 @@ async def ensure_index(doc_type: DocumentType, uid: str | None = None, *, wait: 
     if wait:
         await meili.wait_for_task(task.task_uid, timeout_in_ms=60_000, raise_for_status=True)
 
-
-async def save_search_setting(key: str, value: Any) -> None:
-    await SearchSetting.insert(SearchSetting(key=key, value=value, updated_at=now())).on_conflict(
-        target=SearchSetting.key, action="DO UPDATE", values=[SearchSetting.value, SearchSetting.updated_at]
-    )

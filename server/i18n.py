@@ -1,7 +1,9 @@
 """UI strings through Babel: the catalog of the current request's locale.
 
-Catalogs live in `server/locales/<locale>/LC_MESSAGES/messages.po` and are compiled in memory
-at start-up, so there is no build step and no stale `.mo` file. English is the source language.
+Catalogs live in `server/locales/<locale>/LC_MESSAGES/`: `messages.po` (kept by `make i18n`)
+plus optional per-feature files (`forum.po`, `desk.po`, ...) that are merged into it, so work on
+two features never edits one file. They are compiled in memory at start-up, so there is no build
+step and no stale `.mo` file. English is the source language.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from babel import Locale
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -24,13 +27,30 @@ CATALOG_DIR = Path(__file__).parent / "locales"
 _current_locale: contextvars.ContextVar[str] = contextvars.ContextVar("kizuna_locale", default=DEFAULT_LOCALE)
 
 
+def load_catalog(locale: str) -> Catalog:
+    """`messages.po` merged with every other `.po` file of the locale; a translated entry wins
+    over an empty or fuzzy one."""
+    folder = CATALOG_DIR / locale / "LC_MESSAGES"
+    main = folder / "messages.po"
+    paths = ([main] if main.exists() else []) + sorted(p for p in folder.glob("*.po") if p != main)
+    merged = Catalog(locale=locale)
+    for path in paths:
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=locale)
+        for message in catalog:
+            if not message.id:
+                continue
+            existing = merged.get(message.id)
+            if existing is None or (message.string and (not existing.string or existing.fuzzy)) and not message.fuzzy:
+                merged[message.id] = message
+    return merged
+
+
 @cache
 def translations(locale: str) -> NullTranslations:
-    po_path = CATALOG_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if locale == DEFAULT_LOCALE or not po_path.exists():
+    if locale == DEFAULT_LOCALE or not (CATALOG_DIR / locale / "LC_MESSAGES").exists():
         return NullTranslations()
-    with po_path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale)
+    catalog = load_catalog(locale)
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)

@@ -16,10 +16,9 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.pofile import read_po
 from litestar.testing import AsyncTestClient
 
-from server.i18n import CATALOG_DIR
+from server.i18n import CATALOG_DIR, load_catalog
 from server.settings import ROOT
 from server.templating import render_text
 from tests import factories
@@ -55,8 +54,7 @@ def extracted() -> dict[MessageId, list[str]]:
 
 @cache
 def ja_catalog() -> Catalog:
-    with (CATALOG_DIR / "ja" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        return read_po(handle, locale="ja")
+    return load_catalog("ja")
 
 
 def _forms(value: MessageId) -> list[str]:

@@ -79,9 +79,84 @@ def _wait_indexed(meili_url: str) -> None:
     raise SystemExit("bench: Meilisearch did not finish indexing")
 
 
+SIZES = {"small": 1_000, "medium": 10_000, "large": 100_000}
+CORPUS_PK_OFFSET = 1_000_000  # generated documents never collide with the demo articles
+
+
+def _load_corpus(meili_url: str, size: str) -> int:
+    """Add the generated corpus (bench/generate.py, fixed seed) to the live `kb` index as kb
+    documents, so the running app searches demo articles plus `size` generated ones."""
+    from bench.generate import generate
+
+    headers = {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"}
+    docs = []
+    for doc in generate(SIZES[size]):
+        body = doc.to_meili()
+        pk = CORPUS_PK_OFFSET + doc.pk
+        body.update(id=f"kb-{pk}-{doc.locale}", type="kb", pk=pk)
+        docs.append(body)
+    for start in range(0, len(docs), 5_000):
+        response = httpx.post(
+            f"{meili_url}/indexes/kb/documents",
+            headers=headers,
+            content=json.dumps(docs[start : start + 5_000]),
+            timeout=60,
+        )
+        response.raise_for_status()
+    _wait_indexed(meili_url)
+    return len(docs)
+
+
+def _propagation(base: str, article_id: int, title: str, rounds: int = 10, warm_up: int = 3) -> list[float]:
+    """Seconds from an API edit making an article internal until anonymous search no longer
+    finds it (then it is made public again and found again before the next round).
+
+    The first `warm_up` rounds are not kept: a freshly started Meilisearch spends seconds inside
+    its first few indexing tasks, however small (its batch trace puts the time in "indexing",
+    outside every traced sub-step; reproduced with Meilisearch alone), and the running app
+    measures a Meilisearch that has been up for a while."""
+    from server.seed import DEMO_PASSWORD
+
+    token = httpx.post(
+        f"{base}/api/v1/auth/token", json={"email": "agent@lumenfold.example", "password": DEMO_PASSWORD}
+    ).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def found() -> bool:
+        hits = httpx.get(f"{base}/api/v1/search", params={"q": title, "types": "kb", "limit": 50}).json()
+        return any(hit["id"] == article_id for hit in hits["hits"])
+
+    def set_visibility(visibility: str) -> float:
+        article = httpx.get(f"{base}/api/v1/kb/articles/{article_id}", params={"locale": "en"}, headers=auth).json()
+        started = time.monotonic()
+        httpx.patch(
+            f"{base}/api/v1/kb/articles/{article_id}",
+            json={"version": article["version"], "locale": "en", "visibility": visibility},
+            headers=auth,
+        ).raise_for_status()
+        return started
+
+    seconds = []
+    for _ in range(warm_up + rounds):
+        started = set_visibility("internal")
+        while found() and time.monotonic() - started < 30:
+            time.sleep(0.02)
+        seconds.append(time.monotonic() - started)
+        started = set_visibility("public")
+        while not found() and time.monotonic() - started < 30:
+            time.sleep(0.02)
+    return seconds[warm_up:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument(
+        "--corpus",
+        choices=["demo", *SIZES],
+        default="demo",
+        help="search over the demo help center only, or plus 1,000 / 10,000 / 100,000 generated documents",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk not found; install Debian's `wrk` (apt-get install wrk)", file=sys.stderr)
@@ -118,18 +193,20 @@ def main() -> int:
         for command in (["migrate"], ["seed"], ["worker", "--once"]):
             subprocess.run([python, "-m", "server", *command], env=env, cwd=ROOT, check=True, capture_output=True)
         _wait_indexed(meili_url)
-        processes.append(
+        processes += [
             subprocess.Popen(
-                [python, "-m", "server", "serve"],
+                [python, "-m", "server", command],
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        )
+            for command in ("serve", "worker")  # the worker carries edits to Meilisearch
+        ]
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
         article = httpx.get(f"{base}/api/v1/search", params={"q": SEARCH_QUERY, "types": "kb"}).json()["hits"][0]
+        corpus = 108 + (_load_corpus(meili_url, args.corpus) if args.corpus != "demo" else 0)
         keys = httpx.get(f"{meili_url}/keys", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()["results"]
         search_key = next(k["key"] for k in keys if k["actions"] == ["search"])
         raw_body = json.dumps(
@@ -139,10 +216,15 @@ def main() -> int:
                     {
                         "indexUid": "kb",
                         "q": SEARCH_QUERY,
+                        # the same query the app sends for an anonymous visitor (server/search/query.py)
                         "filter": ['audience IN ["public"]'],
+                        "attributesToRetrieve": ["type", "pk", "locale", "url", "title_en", "title_ja"],
                         "attributesToCrop": ["text_en", "text_ja"],
                         "cropLength": 28,
                         "attributesToHighlight": ["title_en", "title_ja", "text_en", "text_ja"],
+                        "highlightPreTag": "\x02",
+                        "highlightPostTag": "\x03",
+                        "cropMarker": "…",
                     }
                 ],
             }
@@ -169,7 +251,8 @@ def main() -> int:
         one = {name: _wrk(url, 1, d, scripts[kind]) for name, (url, kind) in measure.items()}
         many = {name: _wrk(url, 16, d, scripts[kind]) for name, (url, kind) in measure.items()}
         raw1, raw16 = one["raw Meilisearch multi-search"], many["raw Meilisearch multi-search"]
-        print(f"Kizuna on SQLite, 1 web process, demo help center, wrk {d}s per figure\n")
+        propagation = _propagation(base, article["id"], article["title"])
+        print(f"Kizuna on SQLite, 1 web process, {corpus:,} kb documents indexed, wrk {d}s per figure\n")
         print(f"{'scenario':<30} {'1 client p50':>13} {'p95':>8} {'16 clients req/s':>17} {'p95':>8} {'errors':>7}")
         for name in measure:
             a, b = one[name], many[name]
@@ -186,9 +269,12 @@ def main() -> int:
         page1, page16 = one["GET article page"], many["GET article page"]
         checks.append(("article page: 1-client p95 ≤ 10 ms", page1.p95, 10.0, page1.p95 <= 10))
         checks.append(("article page: 16-client req/s ≥ 600", page16.rps, 600.0, page16.rps >= 600))
-        print(f"\n{'target':<58} {'measured':>10} {'bound':>10}  result")
+        worst = max(propagation)
+        checks.append(("article made internal leaves anonymous search ≤ 2 s (worst of 10)", worst, 2.0, worst <= 2))
+        print("\npropagation (s): " + ", ".join(f"{value:.2f}" for value in propagation))
+        print(f"\n{'target':<68} {'measured':>10} {'bound':>10}  result")
         for label, value, bound, ok in checks:
-            print(f"{label:<58} {value:>10.2f} {bound:>10.2f}  {'ok' if ok else 'MISSED'}")
+            print(f"{label:<68} {value:>10.2f} {bound:>10.2f}  {'ok' if ok else 'MISSED'}")
         return 0 if all(ok for *_rest, ok in checks) else 1
     finally:
         for process in reversed(processes):

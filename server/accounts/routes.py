@@ -16,7 +16,7 @@ from server.accounts import services
 from server.accounts.auth import LOCALE_COOKIE, SESSION_COOKIE, CurrentActor
 from server.accounts.links import LinkError
 from server.accounts.schemas import MeResponse, TokenRequest, TokenResponse
-from server.accounts.tables import EMAIL_NOTIFY_MODES, ApiToken, User
+from server.accounts.tables import EMAIL_NOTIFY_MODES, ApiToken, Membership, User
 from server.errors import Invalid
 from server.i18n import LOCALES, _, get_locale
 from server.policy import ensure_signed_in
@@ -233,9 +233,19 @@ async def _profile_context(actor: CurrentActor) -> dict[str, Any]:
         .order_by(ApiToken.id)
     )
     prefs = {"email": "immediate", "mentions": True, "ticket_updates": True, **(user["notification_prefs"] or {})}
+    memberships = (
+        await Membership.select(
+            Membership.organisation.id.as_alias("id"),
+            Membership.organisation.name.as_alias("name"),
+            Membership.is_org_admin,
+        )
+        .where(Membership.user == actor.user_id)
+        .order_by(Membership.organisation.name)
+    )
     return {
         "user": user,
         "tokens": tokens,
+        "memberships": memberships,
         "time_zones": TIME_ZONES,
         "email_modes": EMAIL_NOTIFY_MODES,
         "values": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -99,10 +100,30 @@ def _out_of_range(exc: Exception) -> bool:
     return isinstance(exc, DataError) and "out of" in str(exc) and "range" in str(exc)
 
 
+def _unreachable(exc: Exception) -> bool:
+    """A backing service (database, Meilisearch, SMTP) that cannot be reached right now."""
+    if isinstance(exc, OSError | ConnectionError):
+        return True
+    from asyncpg.exceptions import (
+        InterfaceError,
+        ObjectNotInPrerequisiteStateError,
+        OperatorInterventionError,
+        PostgresConnectionError,
+    )
+
+    if isinstance(exc, PostgresConnectionError | OperatorInterventionError):
+        return True  # the server went away, is shutting down or refuses connections
+    if isinstance(exc, ObjectNotInPrerequisiteStateError) and "accepting connections" in str(exc):
+        return True  # the database is closed to connections (maintenance)
+    if isinstance(exc, InterfaceError) and "closed" in str(exc):
+        return True  # a pooled connection whose server went away
+    return isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
+
+
 def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if _out_of_range(exc):
         return _respond(request, 400, _("A number in the request is out of range."))
-    if isinstance(exc, OSError | ConnectionError):
+    if _unreachable(exc):
         log.error("backing service unreachable", error=repr(exc))
         return _respond(request, 503, _("A service Kizuna depends on is unreachable. Try again in a moment."))
     log.exception("unhandled error", path=request.url.path)

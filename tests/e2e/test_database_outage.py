@@ -68,11 +68,9 @@ def web_process(tmp_path: Path) -> Iterator[tuple[str, object]]:
         subprocess.run([sys.executable, "-m", "server", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
 
         def take_away() -> None:
-            _psql(
-                admin,
-                f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false; '
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",  # noqa: S608
-            )
+            close = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'
+            end_sessions = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
+            _psql(admin, f"{close}; {end_sessions}")
 
         outage = (take_away, lambda: _psql(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         cleanup = lambda: _psql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: E731

@@ -20,13 +20,25 @@ from server.templating import render_text
 KIND = "mail.send"
 
 
-async def queue_mail(to: str, template: str, context: dict[str, object], *, locale: str, key: str) -> None:
-    """Render `templates/mail/<template>.txt` in the recipient's locale and queue it."""
+async def queue_mail(
+    to: str,
+    template: str,
+    context: dict[str, object],
+    *,
+    locale: str,
+    key: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Render `templates/mail/<template>.txt` in the recipient's locale and queue it.
+    `headers`: extra ones such as List-Unsubscribe."""
     subject, body = render_text(f"mail/{template}.txt", context, locale=locale)
-    await jobs.enqueue(KIND, {"to": to, "subject": subject, "text": body}, key=key)
+    payload: dict[str, object] = {"to": to, "subject": subject, "text": body}
+    if headers:
+        payload["headers"] = headers
+    await jobs.enqueue(KIND, payload, key=key)
 
 
-def build_message(to: str, subject: str, text: str, key: str) -> EmailMessage:
+def build_message(to: str, subject: str, text: str, key: str, headers: dict[str, str] | None = None) -> EmailMessage:
     settings = get_settings()
     domain = urlparse(settings.base_url).hostname or "kizuna.localhost"
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -37,6 +49,8 @@ def build_message(to: str, subject: str, text: str, key: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = f"<{digest}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(text)
     return message
 
@@ -59,4 +73,4 @@ async def send(message: EmailMessage) -> None:
 async def send_mail_job(job: jobs.ClaimedJob) -> None:
     payload = job.payload
     key = job.idempotency_key or f"job-{job.id}"
-    await send(build_message(payload["to"], payload["subject"], payload["text"], key))
+    await send(build_message(payload["to"], payload["subject"], payload["text"], key, payload.get("headers")))

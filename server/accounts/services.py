@@ -31,6 +31,7 @@ from server.accounts.tables import (
     User,
     UserRole,
 )
+from server.accounts.usernames import unique_handle
 from server.db import atomic
 from server.errors import Invalid, NotFound
 from server.i18n import _
@@ -98,6 +99,7 @@ async def _insert_user(email: str, password: str, display_name: str, locale: str
             email=email,
             password_hash=hash_password(password),
             display_name=display_name,
+            username=await unique_handle(email),
             locale=locale,
             notification_prefs=DEFAULT_PREFS,
             email_verified_at=moment if verified else None,

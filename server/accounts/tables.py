@@ -21,6 +21,9 @@ class User(Table, tablename="app_user"):
     email = Varchar(length=254, unique=True, index=True)  # stored lower-cased
     password_hash = Varchar(length=255)
     display_name = Varchar(length=80)
+    # The @handle for mentions; services keep it unique (SQLite cannot add a UNIQUE column to an
+    # existing table). Assigned at sign-up from the email's local part (accounts/usernames.py).
+    username = Varchar(length=40, null=True, default=None, index=True)
     locale = Varchar(length=5, default="en")
     time_zone = Varchar(length=64, default="UTC")
     email_verified_at = Timestamptz(null=True, default=None)

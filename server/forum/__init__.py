@@ -1,0 +1,1 @@
+"""Community forum: categories, threads, posts, Q&A accepted answers, reactions, read tracking."""

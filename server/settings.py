@@ -57,6 +57,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     session_days: int = 14
     secure_cookies: bool = False
+    desk_auto_close_days: int = 4  # solved tickets close after this many days without a reply
 
     @property
     def is_postgres(self) -> bool:
@@ -88,6 +89,7 @@ def load_settings() -> Settings:
         mail_from=_env("MAIL_FROM", "Kizuna <support@kizuna.localhost>"),
         base_url=base_url.rstrip("/"),
         secure_cookies=base_url.startswith("https://"),
+        desk_auto_close_days=max(1, int(_env("DESK_AUTO_CLOSE_DAYS", "4"))),
     )
 
 

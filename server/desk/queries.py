@@ -1,0 +1,309 @@
+"""Reads that the portal, the desk and the API share: visible tickets, conversations, views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from piccolo.columns.combination import And, Or
+
+from server import policy
+from server.desk.tables import (
+    UNSOLVED,
+    DeskField,
+    DeskGroup,
+    DeskGroupMember,
+    DeskMacro,
+    Ticket,
+    TicketAttachment,
+    TicketFieldValue,
+    TicketFollower,
+    TicketLink,
+    TicketMessage,
+)
+from server.errors import NotFound
+from server.policy import Actor
+
+TICKET_COLUMNS = (
+    *Ticket.all_columns(),
+    Ticket.requester.display_name.as_alias("requester_name"),
+    Ticket.requester.email.as_alias("requester_email"),
+    Ticket.requester.locale.as_alias("requester_locale"),
+    Ticket.organisation.name.as_alias("organisation_name"),
+    Ticket.organisation.plan.as_alias("organisation_plan"),
+    Ticket.organisation.size.as_alias("organisation_size"),
+    Ticket.organisation.industry.as_alias("organisation_industry"),
+    Ticket.assignee.display_name.as_alias("assignee_name"),
+    Ticket.team.name.as_alias("team_name"),
+)
+LIST_COLUMNS = (
+    Ticket.id,
+    Ticket.subject,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.ticket_type,
+    Ticket.channel,
+    Ticket.created_at,
+    Ticket.updated_at,
+    Ticket.solved_at,
+    Ticket.requester.display_name.as_alias("requester_name"),
+    Ticket.organisation.name.as_alias("organisation_name"),
+    Ticket.assignee.display_name.as_alias("assignee_name"),
+    Ticket.team.name.as_alias("team_name"),
+)
+VIEWS = ("mine", "unassigned", "groups", "pending", "solved", "all")
+SORTS = {"updated": Ticket.updated_at, "created": Ticket.created_at}
+PAGE_SIZE = 25
+
+
+async def get_ticket(ticket_id: int) -> dict[str, Any] | None:
+    return await Ticket.select(*TICKET_COLUMNS).where(Ticket.id == ticket_id).output(load_json=True).first()
+
+
+async def follower_ids(ticket_id: int) -> frozenset[int]:
+    rows = await TicketFollower.select(TicketFollower.user).where(TicketFollower.ticket == ticket_id)
+    return frozenset(r["user"] for r in rows)
+
+
+async def access_ticket(actor: Actor, ticket_id: int) -> dict[str, Any]:
+    """The ticket when the actor may see it; NotFound otherwise (the same as a missing ticket)."""
+    if not actor.is_authenticated:
+        raise NotFound
+    ticket = await get_ticket(ticket_id)
+    if ticket is None:
+        raise NotFound
+    followers = frozenset() if actor.is_agent else await follower_ids(ticket_id)
+    if not policy.can_see_ticket(actor, ticket["requester"], ticket["organisation"], followers):
+        raise NotFound
+    return ticket
+
+
+def visible_kinds(actor: Actor) -> tuple[str, ...]:
+    """Customers read the public conversation only: no internal notes, no system events."""
+    return ("public", "internal", "system") if policy.can_see_internal_notes(actor) else ("public",)
+
+
+async def conversation(actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
+    """The messages the actor may read, oldest first, each with its attachments."""
+    messages = (
+        await TicketMessage.select(
+            *TicketMessage.all_columns(),
+            TicketMessage.author.display_name.as_alias("author_name"),
+        )
+        .where((TicketMessage.ticket == ticket_id) & TicketMessage.kind.is_in(list(visible_kinds(actor))))
+        .order_by(TicketMessage.created_at)
+        .order_by(TicketMessage.id)
+        .output(load_json=True)
+    )
+    ids = [m["id"] for m in messages if m["kind"] != "system"]
+    files: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        rows = (
+            await TicketAttachment.select(
+                TicketAttachment.id,
+                TicketAttachment.message,
+                TicketAttachment.filename,
+                TicketAttachment.size_bytes,
+                TicketAttachment.content_type,
+            )
+            .where(TicketAttachment.message.is_in(ids))
+            .order_by(TicketAttachment.id)
+        )
+        for row in rows:
+            files.setdefault(row["message"], []).append(row)
+    for message in messages:
+        message["attachments"] = files.get(message["id"], [])
+    return messages
+
+
+async def access_attachment(actor: Actor, attachment_id: int) -> dict[str, Any]:
+    """An attachment the actor may download: its ticket is visible and, for customers, its
+    message is public. NotFound otherwise."""
+    row = (
+        await TicketAttachment.select(*TicketAttachment.all_columns(), TicketAttachment.message.kind.as_alias("kind"))
+        .where(TicketAttachment.id == attachment_id)
+        .first()
+    )
+    if row is None:
+        raise NotFound
+    await access_ticket(actor, row["ticket"])
+    if row["kind"] not in visible_kinds(actor):
+        raise NotFound
+    return row
+
+
+async def field_definitions(*, active_only: bool = True, customer_only: bool = False) -> list[dict[str, Any]]:
+    query = DeskField.select().order_by(DeskField.position).order_by(DeskField.id).output(load_json=True)
+    clauses = []
+    if active_only:
+        clauses.append(DeskField.active == True)  # noqa: E712 - Piccolo builds SQL from ==
+    if customer_only:
+        clauses.append(DeskField.customer_editable == True)  # noqa: E712
+    if clauses:
+        query = query.where(*clauses)
+    return await query
+
+
+async def field_values(ticket_id: int) -> dict[str, str]:
+    rows = await TicketFieldValue.select(TicketFieldValue.field.key.as_alias("key"), TicketFieldValue.value).where(
+        TicketFieldValue.ticket == ticket_id
+    )
+    return {r["key"]: r["value"] for r in rows}
+
+
+async def groups() -> list[dict[str, Any]]:
+    return await DeskGroup.select(*DeskGroup.all_columns(), DeskGroup.lead.display_name.as_alias("lead_name")).order_by(
+        DeskGroup.name
+    )
+
+
+async def group_ids_of(user_id: int | None) -> list[int]:
+    if user_id is None:
+        return []
+    rows = await DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == user_id)
+    return [r["team"] for r in rows]
+
+
+async def agents() -> list[dict[str, Any]]:
+    from server.accounts.tables import User, UserRole
+
+    roles = UserRole.select(UserRole.user).where(UserRole.role.is_in(["agent", "admin"]))
+    return (
+        await User.select(User.id, User.display_name, User.email)
+        .where(User.id.is_in(roles), User.is_active == True)  # noqa: E712
+        .order_by(User.display_name)
+    )
+
+
+async def is_agent(user_id: int) -> bool:
+    from server.accounts.tables import UserRole
+
+    return await UserRole.exists().where(
+        (UserRole.user == user_id) & UserRole.role.is_in(["agent", "admin"]) & (UserRole.user.is_active == True)  # noqa: E712
+    )
+
+
+async def macros(*, active_only: bool = True) -> list[dict[str, Any]]:
+    query = DeskMacro.select().order_by(DeskMacro.position).order_by(DeskMacro.name).output(load_json=True)
+    if active_only:
+        query = query.where(DeskMacro.active == True)  # noqa: E712
+    return await query
+
+
+async def links(ticket_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Related tickets, the parent and the children of a ticket (agents' sidebar)."""
+    rows = await TicketLink.select(TicketLink.source, TicketLink.target).where(
+        (TicketLink.source == ticket_id) | (TicketLink.target == ticket_id)
+    )
+    related_ids = sorted({r["target"] if r["source"] == ticket_id else r["source"] for r in rows})
+    summary = (Ticket.id, Ticket.subject, Ticket.status)
+    related = await Ticket.select(*summary).where(Ticket.id.is_in(related_ids)) if related_ids else []
+    children = await Ticket.select(*summary).where(Ticket.parent == ticket_id).order_by(Ticket.id)
+    parent_row = await Ticket.select(Ticket.parent).where(Ticket.id == ticket_id).first()
+    parent = []
+    if parent_row and parent_row["parent"]:
+        parent = await Ticket.select(*summary).where(Ticket.id == parent_row["parent"])
+    return {"related": related, "children": children, "parent": parent}
+
+
+async def past_tickets(requester_id: int, exclude_id: int, limit: int = 8) -> list[dict[str, Any]]:
+    return (
+        await Ticket.select(Ticket.id, Ticket.subject, Ticket.status, Ticket.created_at)
+        .where((Ticket.requester == requester_id) & (Ticket.id != exclude_id))
+        .order_by(Ticket.created_at, ascending=False)
+        .limit(limit)
+    )
+
+
+# Agent views --------------------------------------------------------------------------------
+
+
+def view_clause(actor: Actor, view: str) -> Any:
+    unsolved = Ticket.status.is_in(list(UNSOLVED))
+    if view == "mine":
+        return And(Ticket.assignee == actor.user_id, Ticket.status.is_in(["new", "open"]))
+    if view == "unassigned":
+        return And(Ticket.assignee.is_null(), unsolved)
+    if view == "groups":
+        mine = DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == actor.user_id)
+        return And(Ticket.team.is_in(mine), unsolved)
+    if view == "pending":
+        return Ticket.status == "pending"
+    if view == "solved":
+        return Ticket.status == "solved"
+    return unsolved
+
+
+async def view_counts(actor: Actor) -> dict[str, int]:
+    return {view: await Ticket.count().where(view_clause(actor, view)) for view in VIEWS}
+
+
+def encode_cursor(moment: datetime, ticket_id: int) -> str:
+    return f"{int(moment.timestamp() * 1_000_000)}.{ticket_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        micros, ticket_id = cursor.split(".")
+        moment = datetime.fromtimestamp(int(micros) / 1_000_000, UTC)
+        return moment, int(ticket_id)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+async def list_view(
+    actor: Actor, view: str, *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, extra: Any = None
+) -> tuple[list[dict[str, Any]], str]:
+    """One page of a view, newest (or oldest) first, after `cursor`; returns (rows, next cursor)."""
+    clauses = [view_clause(actor, view), *([extra] if extra is not None else [])]
+    return await list_tickets(clauses, sort=sort, cursor=cursor, limit=limit)
+
+
+async def list_tickets(
+    clauses: list[Any], *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, columns: Any = LIST_COLUMNS
+) -> tuple[list[dict[str, Any]], str]:
+    """Keyset pagination over tickets matching `clauses`: every page costs the same, however deep."""
+    descending = sort.startswith("-")
+    column = SORTS.get(sort.lstrip("-"), Ticket.updated_at)
+    clauses = list(clauses)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        moment, last_id = after
+        if descending:
+            clauses.append(Or(column < moment, And(column == moment, Ticket.id < last_id)))
+        else:
+            clauses.append(Or(column > moment, And(column == moment, Ticket.id > last_id)))
+    rows = (
+        await Ticket.select(*columns)
+        .where(*clauses)
+        .order_by(column, ascending=not descending)
+        .order_by(Ticket.id, ascending=not descending)
+        .limit(limit + 1)
+        .output(load_json=True)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    key = "updated_at" if column is Ticket.updated_at else "created_at"
+    next_cursor = encode_cursor(rows[-1][key], rows[-1]["id"]) if more and rows else ""
+    return rows, next_cursor
+
+
+# Customer portal ----------------------------------------------------------------------------
+
+
+def portal_clause(actor: Actor, scope: str) -> Any:
+    if scope == "organisation" and actor.admin_org_ids:
+        return Ticket.organisation.is_in(sorted(actor.admin_org_ids))
+    return Ticket.requester == actor.user_id
+
+
+async def portal_tickets(actor: Actor, scope: str, page_no: int, per_page: int = PAGE_SIZE) -> tuple[list[Any], bool]:
+    rows = (
+        await Ticket.select(*LIST_COLUMNS)
+        .where(portal_clause(actor, scope))
+        .order_by(Ticket.updated_at, ascending=False)
+        .order_by(Ticket.id, ascending=False)
+        .limit(per_page + 1)
+        .offset((page_no - 1) * per_page)
+    )
+    return rows[:per_page], len(rows) > per_page

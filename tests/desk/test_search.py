@@ -1,0 +1,105 @@
+"""Tickets in search (real Meilisearch): staff only, without internal notes; and the web form's
+suggestions from the help center, searched with the customer's own audience."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from server import jobs
+from server.desk import services
+from server.desk.search import documents
+from server.search import registry
+from server.search.engine import client, ensure_index
+from server.search.query import search
+from server.search.sync import wait_until_idle
+from tests.conftest import csrf_token, make_client
+from tests.desk.conftest import People
+from tests.desk.factories import make_ticket
+from tests.factories import login
+from tests.kb.factories import make_article, make_category, make_section
+
+NOTE_WORD = "Quokkafraud"
+
+
+@pytest.fixture
+async def indexes(meili_server: str) -> AsyncIterator[None]:
+    """Every registered index empty (Meilisearch outlives each test's database)."""
+    meili = client()
+    for name in registry.names():
+        task = await meili.index(name).delete()
+        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
+        await ensure_index(registry.get(name))
+    yield
+
+
+async def drain() -> None:
+    await jobs.run_pending("test")
+    await wait_until_idle()
+
+
+async def test_ticket_documents_hold_the_public_conversation_only(people: People) -> None:
+    ticket_id = await make_ticket(people.customer, "Printer jams", "The printer jams on page two.")
+    await services.add_note(people.agent, ticket_id, f"{NOTE_WORD} suspected")
+    await services.add_reply(people.agent, ticket_id, "Try the other tray.")
+    [doc] = (await documents.build([ticket_id]))[ticket_id]
+    assert doc.type == "ticket" and doc.audience == ["staff"] and doc.url == f"/desk/tickets/{ticket_id}"
+    assert "page two" in doc.text and "other tray" in doc.text and NOTE_WORD not in doc.text
+    assert doc.facets["status"] == "open"
+    other = await make_ticket(people.customer, "同じ問題です", "プリンターが詰まります")
+    assert (await documents.build([other]))[other][0].locale == "ja"
+    await services.merge_tickets(people.agent, ticket_id, other)
+    assert (await documents.build([ticket_id]))[ticket_id] == []
+
+
+async def test_only_staff_find_tickets(indexes: None, people: People, app: object) -> None:
+    ticket_id = await make_ticket(people.customer, "Zebra export broken", "The zebra export fails.")
+    await services.add_note(people.agent, ticket_id, f"{NOTE_WORD} note")
+    await drain()
+    found = await search(people.agent, "zebra", types=["ticket"])
+    assert [h.pk for h in found.hits] == [ticket_id] and not found.degraded
+    assert (await search(people.agent, NOTE_WORD)).hits == []
+    for person in (people.customer, people.org_admin, people.outsider, people.moderator):
+        assert [h for h in (await search(person, "zebra")).hits if h.type == "ticket"] == []
+    assert (await search(people.moderator, "zebra", types=["ticket"])).total == 0  # staff, but not the desk
+    async with make_client(app) as http:  # type: ignore[arg-type]
+        await login(http, people.agent.email)
+        page = await http.get("/desk/search?q=zebra")
+        assert f"/desk/tickets/{ticket_id}" in page.text
+        await http.post("/logout", data={"_csrf_token": await csrf_token(http, "/")})
+        await login(http, people.customer.email)
+        assert "Zebra export" not in (await http.get("/search?q=zebra")).text
+        assert (await http.get("/desk/search?q=zebra")).status_code == 403
+
+
+async def test_fallback_search_is_staff_only(people: People) -> None:
+    ticket_id = await make_ticket(people.customer, "Zebra export broken")
+    docs, total = await documents.db_search("zebra", None, None, {}, 10)
+    assert [d.pk for d in docs] == [ticket_id] and total == 1
+    assert await documents.db_search("zebra", ["public", "signed_in"], None, {}, 10) == ([], 0)
+    docs, _total = await documents.db_search(f"#{ticket_id}", ["public", "staff"], None, {}, 10)
+    assert [d.pk for d in docs] == [ticket_id]
+
+
+async def test_web_form_suggests_help_articles_the_customer_may_read(
+    indexes: None, people: People, client: httpx.AsyncClient
+) -> None:
+    editor = people.agent
+    category = await make_category(editor, "billing")
+    section = await make_section(editor, category, "invoices")
+    await make_article(editor, section, "Change the company name on invoices", "Go to Billing settings.")
+    await make_article(
+        editor, section, "Invoice name change runbook", "Internal steps.", visibility="internal", slug="runbook"
+    )
+    await drain()
+    await login(client, people.customer.email)
+    form = await client.get("/support/new")
+    visit = form.text.split('name="visit" value="')[1].split('"')[0]
+    response = await client.get("/support/suggest", params={"subject": "company name on invoice", "visit": visit})
+    text = re.sub(r"</?mark>", "", response.text)
+    assert "Change the company name on invoices" in text
+    assert "runbook" not in text.lower()
+    assert "data-deflection-token" in response.text and 'data-deflection-doc="kb:' in response.text

@@ -46,6 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         access_log=False,
         log_config=None,
+        # /live: clients send tiny JSON; no per-connection deflate state (5,000 sockets stay small)
+        ws_max_size=65_536,
+        ws_per_message_deflate=False,
     )
     return 0
 

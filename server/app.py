@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from asyncpg.exceptions import PostgresError
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
@@ -20,13 +22,24 @@ from server.accounts.routes import api_router as accounts_api_router
 from server.accounts.routes import router as accounts_router
 from server.admin.routes import router as admin_router
 from server.db import engine
+from server.desk.admin_routes import router as desk_admin_router
+from server.desk.api import api_router as desk_api_router
+from server.desk.routes import router as desk_router
+from server.desk.support_routes import router as support_router
+from server.forum import views as forum_views
+from server.forum.api import api_router as forum_api_router
+from server.forum.routes import router as forum_router
 from server.kb import views as kb_views
 from server.kb.api import api_router as kb_api_router
 from server.kb.editor_routes import router as kb_editor_router
 from server.kb.routes import router as kb_router
 from server.kb.structure_routes import router as kb_structure_router
 from server.logging import configure_logging
+from server.notifications.bell import UnreadCountMiddleware
+from server.notifications.routes import router as notifications_router
 from server.orgs.routes import router as orgs_router
+from server.realtime import channels_plugin
+from server.realtime.routes import live as live_socket
 from server.search.client import close_http_client
 from server.search.engine import close_client as close_meili_client
 from server.search.routes import api_router as search_api_router
@@ -39,16 +52,24 @@ from server.web.middleware import RequestContextMiddleware, add_response_headers
 from server.web.pages import ops_router
 from server.web.pages import router as pages_router
 
+log = logging.getLogger("kizuna")
+
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     db = engine()
     if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=1, max_size=10)
+        try:
+            await db.start_connection_pool(min_size=1, max_size=10)
+        except (OSError, PostgresError) as exc:
+            # Serve anyway: pages answer 503 with a clear message until the database is back
+            # (Piccolo then opens a connection per query), instead of a process that will not start.
+            log.error("database unreachable at start-up, serving 503 until it returns: %r", exc)
     try:
         yield
     finally:
         await kb_views.flush()  # view counts still buffered in this process
+        await forum_views.flush()
         await close_http_client()
         await close_meili_client()
         if isinstance(db, PostgresEngine):
@@ -72,10 +93,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
             kb_editor_router,
             kb_structure_router,
             kb_api_router,
+            support_router,
+            desk_router,
+            desk_admin_router,
+            desk_api_router,
+            forum_router,
+            forum_api_router,
+            notifications_router,
+            live_socket,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={"actor": Provide(current_actor, sync_to_thread=False)},
-        middleware=[RequestContextMiddleware, ActorMiddleware],
+        middleware=[RequestContextMiddleware, ActorMiddleware, UnreadCountMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="kz_csrf",
@@ -84,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             exclude=["^/api/"],
         ),
         template_config=TemplateConfig(instance=template_engine()),
-        plugins=[HTMXPlugin()],
+        plugins=[HTMXPlugin(), channels_plugin(settings)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_send=[write_flash_cookie, add_response_headers],
         lifespan=[lifespan],

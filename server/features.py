@@ -4,5 +4,13 @@ The web app and the worker both import it, so a job enqueued by one is understoo
 """
 
 from server import mail  # noqa: F401 - mail.send
+from server.desk import search as desk_search  # noqa: F401 - the "ticket" search document type
+from server.desk import services as desk_services  # noqa: F401 - desk.auto_close
+from server.forum import live as forum_live  # noqa: F401 - the "thread" realtime topic, notification targets
+from server.forum import search as forum_search  # noqa: F401 - the "thread" and "post" search types
 from server.kb import search as kb_search  # noqa: F401 - the "kb" search document type
+from server.notifications import digest as notification_digest  # noqa: F401 - notifications.digest
+from server.notifications import fanout as notification_fanout  # noqa: F401 - notifications.fan_out
+from server.notifications import live as notification_live  # noqa: F401 - the "user" topic, bell event
+from server.realtime import publishing as realtime_publishing  # noqa: F401 - realtime.purge
 from server.search import sync  # noqa: F401 - search.sync, search.settings

@@ -11,8 +11,34 @@ from server.accounts.tables import (
     User,
     UserRole,
 )
+from server.desk.tables import (
+    DeflectionEvent,
+    DeskField,
+    DeskGroup,
+    DeskGroupMember,
+    DeskIdempotencyKey,
+    DeskMacro,
+    Ticket,
+    TicketAttachment,
+    TicketFieldValue,
+    TicketFollower,
+    TicketLink,
+    TicketMessage,
+)
+from server.forum.tables import (
+    ForumBookmark,
+    ForumCategory,
+    ForumPost,
+    ForumPostRevision,
+    ForumReaction,
+    ForumThread,
+    ForumThreadRead,
+    ForumThreadTag,
+)
 from server.jobs import Job, WorkerHeartbeat
 from server.kb.tables import KbArticle, KbCategory, KbFeedback, KbRevision, KbSection, KbTranslation
+from server.notifications.tables import Notification, NotificationSubscription
+from server.realtime.tables import RealtimeEvent
 from server.search.tables import SearchClick, SearchQueryLog, SearchSetting
 from server.settings import ROOT
 
@@ -38,6 +64,29 @@ APP_CONFIG = AppConfig(
         SearchQueryLog,
         SearchClick,
         SearchSetting,
+        ForumCategory,
+        ForumThread,
+        ForumPost,
+        ForumPostRevision,
+        ForumReaction,
+        ForumBookmark,
+        ForumThreadRead,
+        ForumThreadTag,
+        DeskGroup,
+        DeskGroupMember,
+        Ticket,
+        TicketMessage,
+        TicketFollower,
+        TicketLink,
+        DeskField,
+        TicketFieldValue,
+        TicketAttachment,
+        DeskMacro,
+        DeskIdempotencyKey,
+        DeflectionEvent,
+        NotificationSubscription,
+        Notification,
+        RealtimeEvent,
     ],
     migration_dependencies=[],
     commands=[],

@@ -8,6 +8,7 @@ same rules to Meilisearch filters, SQL and websocket subscriptions as feature is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
@@ -198,3 +199,152 @@ def visibility_scope(audience: list[str] | None) -> VisibilityScope | None:
     levels = frozenset(level for level, label in level_labels.items() if label in labels)
     tiers = frozenset(label.removeprefix("tier:") for label in labels if label.startswith("tier:"))
     return VisibilityScope(levels=levels, tiers=tiers)
+
+
+# Forum --------------------------------------------------------------------------------------
+# Categories carry an audience (public / signed_in / members (+tiers) / staff) and say who may
+# start threads and reply (signed_in / staff). Moderators may do everything to posts; authors
+# edit and delete their own while the thread is open. Lists filter by the ids of the categories
+# the actor may read (`readable_forum_category_ids`): categories are few, threads are many.
+
+
+def forum_audience(audience: str, tiers: list[str] | None = None) -> list[str]:
+    """The audience labels a forum category's content carries (search, channels)."""
+    return audience_for_visibility("internal" if audience == "staff" else audience, tiers)
+
+
+def can_read_forum_category(actor: Actor, category: dict[str, Any]) -> bool:
+    return can_read_audience(actor, forum_audience(category["audience"], category.get("tiers") or []))
+
+
+def _forum_may(actor: Actor, rule: str) -> bool:
+    if not actor.is_authenticated:
+        return False
+    return actor.is_staff if rule == "staff" else True
+
+
+def can_start_forum_thread(actor: Actor, category: dict[str, Any]) -> bool:
+    return can_read_forum_category(actor, category) and _forum_may(actor, category["can_start"])
+
+
+def can_read_forum_thread(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> bool:
+    if thread.get("deleted_at") is not None:
+        return False
+    if thread.get("hidden") and not actor.is_moderator:
+        return False
+    return can_read_forum_category(actor, category)
+
+
+def can_reply_forum(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> bool:
+    if not can_read_forum_thread(actor, category, thread) or not _forum_may(actor, category["can_reply"]):
+        return False
+    return not thread.get("locked") or actor.is_moderator
+
+
+def can_edit_forum_post(actor: Actor, thread: dict[str, Any], post: dict[str, Any]) -> bool:
+    """The author while the post stands and the thread is open; moderators always."""
+    if actor.is_moderator:
+        return True
+    return (
+        actor.is_authenticated
+        and post.get("author_id") == actor.user_id
+        and post.get("deleted_at") is None
+        and not thread.get("locked")
+    )
+
+
+def can_delete_forum_post(actor: Actor, thread: dict[str, Any], post: dict[str, Any]) -> bool:
+    return can_edit_forum_post(actor, thread, post)
+
+
+def can_accept_forum_answer(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> bool:
+    """In Q&A categories: the asker, or a moderator."""
+    if not category.get("qa"):
+        return False
+    return actor.is_moderator or (actor.is_authenticated and thread.get("author_id") == actor.user_id)
+
+
+def can_react_forum(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> bool:
+    return actor.is_authenticated and can_read_forum_thread(actor, category, thread)
+
+
+def can_moderate_forum(actor: Actor) -> bool:
+    return actor.is_moderator
+
+
+def forum_channel_group(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> str | None:
+    """The realtime audience group for a thread's channel: "staff", "reader", or None (refused)."""
+    if not can_read_forum_thread(actor, category, thread):
+        return None
+    return "staff" if actor.is_moderator or actor.is_staff else "reader"
+
+
+def readable_forum_category_ids(actor: Actor, categories: list[dict[str, Any]]) -> list[int]:
+    """The SQL scope of forum lists: `thread.category IN (these)`."""
+    return [c["id"] for c in categories if can_read_forum_category(actor, c)]
+
+
+# Desk ---------------------------------------------------------------------------------------
+# Tickets: requesters see their own, organisation admins their organisation's, agents all.
+# Internal notes (and their attachments) are for agents only, everywhere: pages, API, search, mail.
+
+
+def can_see_ticket(
+    actor: Actor, requester_id: int | None, organisation_id: int | None, follower_ids: frozenset[int] = frozenset()
+) -> bool:
+    """Agents: every ticket. Customers: their own, those they are copied on, and as admins of an
+    organisation, its tickets."""
+    if actor.is_agent:
+        return True
+    if actor.user_id is None:
+        return False
+    return (
+        requester_id == actor.user_id
+        or actor.user_id in follower_ids
+        or (organisation_id is not None and organisation_id in actor.admin_org_ids)
+    )
+
+
+def can_see_internal_notes(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+def can_open_ticket(actor: Actor) -> bool:
+    return actor.is_authenticated
+
+
+def can_work_tickets(actor: Actor) -> bool:
+    """Change fields, add notes, apply macros, merge and link: agents."""
+    return actor.is_agent
+
+
+def can_reply_to_ticket(actor: Actor, visible: bool, status: str) -> bool:
+    """`visible`: `can_see_ticket` for this ticket. Closed tickets take no more replies."""
+    return visible and status != "closed"
+
+
+def can_solve_own_ticket(actor: Actor, requester_id: int | None, organisation_id: int | None) -> bool:
+    """The requester, or an admin of the ticket's organisation, may mark it solved."""
+    return actor.is_authenticated and can_see_ticket(actor, requester_id, organisation_id)
+
+
+def can_administer_desk(actor: Actor) -> bool:
+    return actor.is_admin
+
+
+# Notifications ------------------------------------------------------------------------------
+
+
+def can_manage_notifications(actor: Actor, owner_id: int) -> bool:
+    """Notifications, email preferences and subscriptions are read and changed by their owner only."""
+    return actor.is_authenticated and actor.user_id == owner_id
+
+
+def can_subscribe(actor: Actor, can_read_target: bool) -> bool:
+    """Following a thread or category needs the right to read it (the target kind's `can_read`)."""
+    return actor.is_authenticated and can_read_target
+
+
+def user_channel_group(actor: Actor, user_id: int) -> str | None:
+    """The `user:{id}` realtime channel (the bell) is for that same user alone."""
+    return "self" if actor.is_authenticated and actor.user_id == user_id else None

@@ -6,8 +6,11 @@ content through `seed()` here, calling their services.
 
 from __future__ import annotations
 
+from server import features  # noqa: F401 - every search type and job kind the services enqueue
 from server.accounts.services import create_user, save_organisation
 from server.accounts.tables import Organisation, User
+from server.desk.demo import load_demo_desk
+from server.forum.demo_loader import load_demo_forum
 from server.kb.demo_loader import load_demo_help_center
 from server.policy import Actor
 
@@ -44,6 +47,8 @@ async def seed() -> None:
         if not await User.exists().where(User.email == email):
             await create_user(email, DEMO_PASSWORD, name, roles, org_slug=org, org_admin=org_admin, locale=locale)
     await load_demo_help_center()
+    await load_demo_desk()
+    await load_demo_forum()
 
 
 def print_logins() -> None:

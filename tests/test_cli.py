@@ -114,13 +114,22 @@ async def test_createuser_rejects_an_unknown_role() -> None:
     assert await User.count() == 0
 
 
+def _forum_demo_members() -> list[dict[str, str]]:
+    import tomllib
+
+    from server.forum.demo_loader import DEMO_DIR
+
+    path = DEMO_DIR / "users.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8")).get("user", []) if path.exists() else []
+
+
 async def test_seed_is_idempotent_and_prints_the_logins() -> None:
     code, out, err = await run_cli("seed")
     assert code == 0, err
     assert DEMO_PASSWORD in out
     assert "admin@lumenfold.example" in out
     counts = (await User.count(), await Organisation.count(), await Membership.count(), await UserRole.count())
-    assert counts[0] == len(USERS)
+    assert counts[0] == len(USERS) + len(_forum_demo_members())  # the community's members too
 
     code, out, err = await run_cli("seed")
     assert code == 0, err

@@ -173,8 +173,8 @@ async def test_profile_locale_wins_over_cookie_and_header(client: AsyncTestClien
     assert '<html lang="ja">' in response.text
     assert "ログアウト" in response.text and "Sign out" not in response.text
 
-    community = await client.get("/community")
-    assert "このページは現在準備中です。" in community.text
+    guides = await client.get("/guides")
+    assert "このページは現在準備中です。" in guides.text
 
 
 async def test_error_pages_and_policy_messages_are_translated(client: AsyncTestClient) -> None:

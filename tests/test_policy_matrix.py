@@ -14,6 +14,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ ORG_MANAGERS = "login deny hidden ok deny deny ok"  # staff see the organisation
 TOKEN_OWNER = "login ok hidden hidden hidden hidden hidden"  # someone else's token looks missing
 KB_EDITORS = AGENTS
 STAFF_CONTENT = "hidden hidden hidden hidden ok ok ok"  # internal help-center content looks missing
+FORUM_STAFF_WRITERS = "login hidden hidden hidden ok ok ok"  # a staff-only forum category: others see nothing
+FORUM_POST_EDITORS = "login hidden hidden hidden deny ok ok"  # another's post: its author (no role here) and moderators
+TICKET_READERS = "login ok hidden ok ok hidden ok"  # requester, admins of its organisation, agents
+TICKET_WORKERS = "login deny hidden deny ok hidden ok"  # agents; customers who see it may not do this
 
 # Path parameters are real objects made by `_build_world`:
 #   {org_id}   the organisation of `customer` and `org_admin` ("acme"); `another_customer` is in "globex"
@@ -63,6 +68,37 @@ MATRIX: dict[tuple[str, str], str] = {
     # UI shell and areas
     ("GET", "/"): EVERYONE,
     ("GET", "/community"): EVERYONE,
+    # Community forum: {forum_slug} is a staff-only Q&A category, {thread_id}/{thread_ref} its
+    # thread (title holds SECRET, tag {tag}) by another agent, {post_id} that agent's reply
+    ("GET", "/community/c/{forum_slug:str}"): STAFF_CONTENT,
+    ("GET", "/community/tags/{tag:str}"): EVERYONE,
+    ("GET", "/community/t/{thread_ref:str}"): STAFF_CONTENT,
+    ("GET", "/community/t/{thread_id:int}/{target:str}"): STAFF_CONTENT,
+    ("GET", "/community/t/{thread_id:int}/reply-form"): FORUM_STAFF_WRITERS,
+    ("POST", "/community/t/{thread_id:int}/replies"): FORUM_STAFF_WRITERS,
+    ("POST", "/community/t/{thread_id:int}/bookmark"): FORUM_STAFF_WRITERS,
+    ("POST", "/community/t/{thread_id:int}/read"): FORUM_STAFF_WRITERS,
+    ("POST", "/community/t/{thread_id:int}/unaccept"): FORUM_POST_EDITORS,
+    ("GET", "/community/posts/{post_id:int}/edit"): FORUM_POST_EDITORS,
+    ("POST", "/community/posts/{post_id:int}/edit"): FORUM_POST_EDITORS,
+    ("POST", "/community/posts/{post_id:int}/delete"): FORUM_POST_EDITORS,
+    ("GET", "/community/posts/{post_id:int}/history"): STAFF_CONTENT,
+    ("POST", "/community/posts/{post_id:int}/accept"): FORUM_POST_EDITORS,
+    ("POST", "/community/posts/{post_id:int}/react"): FORUM_STAFF_WRITERS,
+    ("POST", "/community/preview"): SIGNED_IN,
+    ("GET", "/community/bookmarks"): SIGNED_IN,
+    ("GET", "/community/new"): SIGNED_IN,
+    ("POST", "/community/new"): SIGNED_IN,  # empty form: 422
+    ("GET", "/community/new/similar"): EVERYONE,
+    ("GET", "/community/mentions"): SIGNED_IN,
+    ("GET", "/api/v1/forum/threads"): EVERYONE,
+    ("GET", "/api/v1/forum/threads/{thread_id:int}"): STAFF_CONTENT,
+    ("POST", "/api/v1/forum/threads"): FORUM_STAFF_WRITERS,
+    ("POST", "/api/v1/forum/threads/{thread_id:int}/posts"): FORUM_STAFF_WRITERS,
+    ("PATCH", "/api/v1/forum/posts/{post_id:int}"): FORUM_POST_EDITORS,
+    ("POST", "/api/v1/forum/posts/{post_id:int}/accept"): FORUM_POST_EDITORS,
+    ("POST", "/api/v1/forum/posts/{post_id:int}/reactions/{kind:str}"): FORUM_STAFF_WRITERS,
+    ("DELETE", "/api/v1/forum/posts/{post_id:int}/reactions/{kind:str}"): FORUM_STAFF_WRITERS,
     ("GET", "/guides"): EVERYONE,
     ("GET", "/perks"): EVERYONE,
     ("GET", "/support/tickets"): SIGNED_IN,
@@ -148,6 +184,65 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/admin/mail/{name:str}"): ADMINS,
     ("GET", "/admin/jobs"): ADMINS,
     ("POST", "/admin/jobs/{job_id:int}/retry"): ADMINS,
+    # Desk: the web form and the customer portal (GET /support/tickets is listed above);
+    # {ticket_id} is `customer`'s ticket (acme),
+    # {attachment_id} on its public reply (tests/desk covers an internal note's attachments)
+    ("GET", "/support/new"): SIGNED_IN,
+    ("POST", "/support/new"): SIGNED_IN,  # empty form: 422
+    ("GET", "/support/suggest"): SIGNED_IN,
+    ("POST", "/support/deflection"): SIGNED_IN,  # a bad token: 422
+    ("GET", "/support/tickets/{ticket_id:int}"): TICKET_READERS,
+    ("POST", "/support/tickets/{ticket_id:int}/reply"): TICKET_READERS,  # empty reply: 422
+    ("POST", "/support/tickets/{ticket_id:int}/solve"): TICKET_READERS,
+    ("GET", "/support/attachments/{attachment_id:int}"): TICKET_READERS,
+    # Desk: agents (GET /desk is listed above)
+    ("GET", "/desk/search"): AGENTS,
+    ("GET", "/desk/tickets/{ticket_id:int}"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/messages"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/fields"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/macro"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/merge"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/links"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/links/{other_id:int}/remove"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/parent"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/followers"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/followers/{user_id:int}/remove"): AGENTS,
+    ("POST", "/desk/preview"): AGENTS,
+    # Desk: the JSON API
+    ("POST", "/api/v1/tickets"): SIGNED_IN,
+    ("GET", "/api/v1/tickets"): SIGNED_IN,
+    ("GET", "/api/v1/tickets/{ticket_id:int}"): TICKET_READERS,
+    ("PATCH", "/api/v1/tickets/{ticket_id:int}"): TICKET_WORKERS,
+    ("GET", "/api/v1/tickets/{ticket_id:int}/messages"): TICKET_READERS,
+    ("POST", "/api/v1/tickets/{ticket_id:int}/messages"): TICKET_READERS,
+    # Desk: admin
+    ("GET", "/admin/desk"): ADMINS,
+    ("GET", "/admin/desk/groups/new"): ADMINS,
+    ("POST", "/admin/desk/groups/new"): ADMINS,
+    ("GET", "/admin/desk/groups/{group_id:int}"): ADMINS,
+    ("POST", "/admin/desk/groups/{group_id:int}"): ADMINS,
+    ("POST", "/admin/desk/groups/{group_id:int}/delete"): ADMINS,
+    ("GET", "/admin/desk/fields/new"): ADMINS,
+    ("POST", "/admin/desk/fields/new"): ADMINS,
+    ("GET", "/admin/desk/fields/{field_id:int}"): ADMINS,
+    ("POST", "/admin/desk/fields/{field_id:int}"): ADMINS,
+    ("GET", "/admin/desk/macros/new"): ADMINS,
+    ("POST", "/admin/desk/macros/new"): ADMINS,
+    ("GET", "/admin/desk/macros/{macro_id:int}"): ADMINS,
+    ("POST", "/admin/desk/macros/{macro_id:int}"): ADMINS,
+    ("POST", "/admin/desk/macros/{macro_id:int}/delete"): ADMINS,
+    # Notifications: one's own list, settings and subscriptions; {notification_id} is `customer`'s
+    ("GET", "/notifications"): SIGNED_IN,
+    ("POST", "/notifications/{notification_id:int}/read"): TOKEN_OWNER,
+    ("POST", "/notifications/{notification_id:int}/open"): TOKEN_OWNER,
+    ("POST", "/notifications/read-all"): SIGNED_IN,
+    ("GET", "/notifications/preferences"): SIGNED_IN,
+    ("POST", "/notifications/preferences"): SIGNED_IN,  # no mode chosen: 422
+    ("POST", "/notifications/subscriptions"): SIGNED_IN,  # nothing to follow: 422
+    ("GET", "/notifications/unsubscribe"): EVERYONE,  # signed links, no sign-in; no token: 400
+    ("POST", "/notifications/unsubscribe"): EVERYONE,
+    # Realtime: the one websocket; every channel is authorised (probed with `customer`'s own channel)
+    ("WEBSOCKET", "/live"): "deny ok deny deny deny deny deny",
 }
 
 # Framework-served routes, classified by prefix; one real request stands for each prefix.
@@ -174,8 +269,24 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "version": "1",
     },
     ("POST", "/help/manage/preview"): lambda w: {"body": "**preview**"},
+    ("POST", "/community/t/{thread_id:int}/replies"): lambda w: {"body": "A reply from the matrix"},
+    ("POST", "/community/t/{thread_id:int}/read"): lambda w: {"number": "1"},
+    ("POST", "/community/posts/{post_id:int}/edit"): lambda w: {"body": "Edited by the matrix", "version": "1"},
+    ("POST", "/community/preview"): lambda w: {"body": "**preview**"},
+    ("POST", "/community/posts/{post_id:int}/react"): lambda w: {"kind": "like"},
+    ("POST", "/api/v1/forum/threads"): lambda w: {
+        "category": w.params["forum_slug"],
+        "title": "From the matrix",
+        "body": "Text.",
+    },
+    ("POST", "/api/v1/forum/threads/{thread_id:int}/posts"): lambda w: {"body": "An API reply"},
+    ("PATCH", "/api/v1/forum/posts/{post_id:int}"): lambda w: {"body": "An API edit", "version": 1},
     ("POST", "/search/events"): lambda w: {"kind": "results", "token": "not-a-token"},
     ("POST", "/admin/search/settings"): lambda w: {"synonyms": "", "stop_words": ""},
+    ("POST", "/support/deflection"): lambda w: {"kind": "left", "token": "not-a-token"},
+    ("POST", "/api/v1/tickets"): lambda w: {"subject": "From the matrix", "body": "Text."},
+    ("PATCH", "/api/v1/tickets/{ticket_id:int}"): lambda w: {"version": 1, "priority": "high"},
+    ("POST", "/api/v1/tickets/{ticket_id:int}/messages"): lambda w: {"body": "A reply from the matrix"},
     # JSON bodies must be valid: Litestar checks them before the handler (and so the policy) runs.
     ("POST", "/api/v1/kb/articles"): lambda w: {
         "title": "Written through the API",
@@ -189,6 +300,9 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
 PARAM_OVERRIDES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/help/manage/articles/{article_id:int}/delete"): {"article_id": "doomed_article_id"},
     ("DELETE", "/api/v1/kb/articles/{article_id:int}"): {"article_id": "api_doomed_article_id"},
+    ("POST", "/community/posts/{post_id:int}/delete"): {"post_id": "doomed_post_id"},
+    ("POST", "/admin/desk/groups/{group_id:int}/delete"): {"group_id": "doomed_group_id"},
+    ("POST", "/admin/desk/macros/{macro_id:int}/delete"): {"macro_id": "doomed_macro_id"},
 }
 
 # Query strings for GETs: the search routes look for the staff-only articles.
@@ -196,6 +310,9 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/search"): "?q=zanshin",
     ("GET", "/search/suggest"): "?q=zanshin",
     ("GET", "/api/v1/search"): "?q=zanshin",
+    ("GET", "/community/new/similar"): "?title=zanshin",
+    ("GET", "/community/mentions"): "?q=a",
+    ("WEBSOCKET", "/live"): "?channels=user:{customer_id}",
 }
 # Every staff-only article's title holds it; who may not read them must not meet it anywhere.
 SECRET = "Zanshin"
@@ -293,17 +410,38 @@ async def _build_world(role: str, mailbox: Mailbox) -> World:
     return World(
         params={
             "org_id": str(org_id),
+            "customer_id": str(customer.user_id),
             "user_id": str(bystander.user_id),
             "token_id": str(token["id"]),
             "job_id": str(dead["id"]),
+            "notification_id": str(await _notification_for(customer)),
             "name": captured[0].name,
             **await _staff_only_help_center(),
+            **await _staff_only_forum(),
+            **await _desk_world(customer),
         },
         customer_email=customer.email,
         bystander_email=bystander.email,
         role_user=role_user,
         bearer=await services.create_api_token(role_user, "matrix bearer") if role_user else None,
     )
+
+
+async def _notification_for(owner: Actor) -> int:
+    from server.notifications.tables import Notification
+
+    row = Notification(
+        recipient=owner.user_id,
+        kind="post.created",
+        reason="mention",
+        target_kind="thread",
+        target_id=1,
+        url="/community",
+        title="A thread",
+        dedupe_key="matrix",
+        created_at=jobs.now(),
+    )
+    return (await Notification.insert(row).returning(Notification.id))[0]["id"]
 
 
 async def _staff_only_help_center() -> dict[str, str]:
@@ -321,6 +459,62 @@ async def _staff_only_help_center() -> dict[str, str]:
         "number": "1",
         "doomed_article_id": str(await make_article(editor, section_id, f"{SECRET} old runbook", slug="old")),
         "api_doomed_article_id": str(await make_article(editor, section_id, f"{SECRET} older runbook", slug="older")),
+    }
+
+
+async def _desk_world(customer: Actor) -> dict[str, str]:
+    """A ticket of `customer` with a public attachment and an internal note (holding SECRET)
+    with one of its own; a second ticket; a group, a field and macros for the admin pages."""
+    from server.desk import services as desk
+    from server.desk.attachments import Upload
+    from server.desk.tables import TicketAttachment
+
+    agent = await make_user("agent", name="Matrix Agent")
+    ticket_id = await desk.open_ticket(customer, "Printer on fire", "Smoke everywhere.")
+    other_id = await desk.open_ticket(customer, "Second issue", "Something else.")
+    await desk.add_reply(customer, ticket_id, "Photo attached.", uploads=[Upload("photo.png", b"\x89PNG fake")])
+    await desk.add_note(agent, ticket_id, f"{SECRET}: VIP, handle with care", uploads=[Upload("notes.txt", b"x")])
+    rows = await TicketAttachment.select(TicketAttachment.id, TicketAttachment.filename).order_by(TicketAttachment.id)
+    by_name = {r["filename"]: r["id"] for r in rows}
+    await desk.link_related(agent, ticket_id, other_id)
+    admin = Actor(roles=frozenset({"admin"}))
+    return {
+        "ticket_id": str(ticket_id),
+        "other_id": str(other_id),
+        "attachment_id": str(by_name["photo.png"]),
+        "group_id": str(await desk.save_group(admin, None, "Matrix group", "", None, [])),
+        "doomed_group_id": str(await desk.save_group(admin, None, "Doomed group", "", None, [])),
+        "field_id": str(await desk.save_field(admin, None, {"key": "matrix", "label_en": "Matrix"})),
+        "macro_id": str(await desk.save_macro(admin, None, {"name": "Matrix", "body_md": "Hi"})),
+        "doomed_macro_id": str(await desk.save_macro(admin, None, {"name": "Doomed", "body_md": "Bye"})),
+    }
+
+
+async def _staff_only_forum() -> dict[str, str]:
+    from server.forum import services as forum
+
+    admin = Actor(roles=frozenset({"admin"}))
+    category = forum.CategoryInput(
+        slug="staff-lounge", name_en="Staff lounge", name_ja="スタッフ", audience="staff", can_start="staff",
+        can_reply="staff", qa=True,
+    )  # fmt: skip
+    category_id = await forum.save_category(admin, None, category)
+    author = await make_user("agent", name="Forum Author")
+    title = f"{SECRET} forum escalation"
+    thread_id = await forum.create_thread(
+        author, forum.NewThread(category_id, title, "Who is on call?", ["escalation"])
+    )
+    reply = await forum.create_reply(author, thread_id, "Me, this week.")
+    doomed = await forum.create_reply(author, thread_id, "Never mind.")
+    return {
+        "forum_slug": "staff-lounge",
+        "tag": "escalation",
+        "thread_id": str(thread_id),
+        "thread_ref": f"{thread_id}-zanshin-forum-escalation",
+        "target": "last",
+        "post_id": str(reply["id"]),
+        "doomed_post_id": str(doomed["id"]),
+        "kind": "like",
     }
 
 
@@ -364,6 +558,47 @@ async def _send(
     return path, response
 
 
+async def _probe_websocket(app: Litestar, path: str, cookies: dict[str, str]) -> str:
+    """One websocket handshake through the app (its channels plugin running): `ok` when it is
+    accepted and serves, `deny` when refused (closed before accept, or with 1008 after)."""
+    from server.realtime.bus import LivePlugin
+
+    route, _sep, query = path.partition("?")
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": route,
+        "raw_path": route.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"testserver.local"), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver.local", 80),
+        "subprotocols": [],
+        "state": {},
+        "extensions": {},
+    }
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] in ("websocket.send", "websocket.close"):
+            incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+    async with app.plugins.get(LivePlugin):
+        await asyncio.wait_for(app(scope, incoming.get, send), timeout=10)  # type: ignore[arg-type]
+    kinds = [message["type"] for message in sent]
+    if kinds[:2] == ["websocket.accept", "websocket.send"]:
+        return "ok"
+    if kinds[:1] == ["websocket.close"] or sent[1:2] and sent[1].get("code") == 1008:
+        return "deny"
+    return f"websocket {sent}"
+
+
 @pytest.mark.parametrize("role", ROLES)
 async def test_route_matrix(role: str, app: Litestar, mailbox: Mailbox) -> None:
     # Everything that touches the database directly happens before the client starts: on
@@ -379,6 +614,13 @@ async def test_route_matrix(role: str, app: Litestar, mailbox: Mailbox) -> None:
         reads_staff_content = _columns(STAFF_CONTENT)[role] == "ok"
         cases = sorted(MATRIX, key=lambda key: (key in SESSION_ENDING, key[0] not in SAFE_METHODS))
         for method, template in cases:
+            if method == "WEBSOCKET":
+                expected = _columns(MATRIX[method, template])[role]
+                path = PARAM_RE.sub(lambda m: world.params[m.group(1)], _fill((method, template), world.params))
+                got = await _probe_websocket(app, path, dict(client.cookies))
+                if got != expected:
+                    failures.append(f"{method} {template} as {role}: expected {expected}, got {got}")
+                continue
             if method not in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}:
                 failures.append(f"{method} {template}: no probe for this kind of route yet; write one here")
                 continue

@@ -98,7 +98,8 @@ async def search(
     Facet counts cost Meilisearch time: only the search page asks for them."""
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     facets = dict(facets or {})
-    names = [n for n in (types or registry.names()) if n in registry.names()]
+    allowed = registry.searchable_names(actor)
+    names = [n for n in (types or allowed) if n in allowed]
     if locale is not None and locale not in LOCALES:
         raise ValueError(f"unknown locale {locale!r}")
     limit, offset = max(1, min(limit, MAX_LIMIT)), max(0, offset)

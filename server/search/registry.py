@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from server.policy import Actor
+
 
 @dataclass(frozen=True)
 class SearchDoc:
@@ -68,6 +70,17 @@ class DocumentType(Protocol):
 
 
 _types: dict[str, DocumentType] = {}
+
+
+def searchable_names(actor: Actor) -> list[str]:
+    """The types this actor may search at all. A type narrows it with an optional
+    `may_search(actor) -> bool` (tickets: agents only, so moderators, who are staff, never see
+    ticket hits); the audience filter still applies inside every type."""
+    return [name for name, doc_type in _types.items() if getattr(doc_type, "may_search", _anyone)(actor)]
+
+
+def _anyone(actor: Actor) -> bool:
+    return True
 
 
 def register(doc_type: DocumentType) -> DocumentType:

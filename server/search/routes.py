@@ -88,7 +88,7 @@ async def search_page(
         "page_no": page_no,
         "page_size": PAGE_SIZE,
         "log_token": _token(result, actor, locale),
-        "type_names": registry.names(),
+        "type_names": registry.searchable_names(actor),
         "url": _url_maker({"q": result.query, "type": type, "category": category, "locale": locale}),
     }
     partial = getattr(request, "htmx", False) and request.headers.get("hx-target") == "search-results"

@@ -10,7 +10,7 @@ from litestar.response import Template
 from server import jobs
 from server.accounts.auth import CurrentActor
 from server.db import engine
-from server.policy import can_moderate, can_use_desk, ensure, ensure_signed_in
+from server.policy import can_moderate, ensure, ensure_signed_in
 from server.search.client import search_status
 from server.web.render import page
 
@@ -18,11 +18,6 @@ from server.web.render import page
 @get("/", name="home")
 async def home(request: Request[Any, Any, Any]) -> Template:
     return page(request, "pages/home.html")
-
-
-@get("/community")
-async def community(request: Request[Any, Any, Any]) -> Template:
-    return page(request, "pages/area.html", {"area": "community"})
 
 
 @get("/guides")
@@ -33,19 +28,6 @@ async def guides(request: Request[Any, Any, Any]) -> Template:
 @get("/perks")
 async def perks(request: Request[Any, Any, Any]) -> Template:
     return page(request, "pages/area.html", {"area": "perks"})
-
-
-@get("/support/tickets")
-async def my_tickets(request: Request[Any, Any, Any], actor: CurrentActor) -> Template:
-    ensure_signed_in(actor)
-    return page(request, "pages/area.html", {"area": "tickets"})
-
-
-@get("/desk")
-async def desk(request: Request[Any, Any, Any], actor: CurrentActor) -> Template:
-    ensure_signed_in(actor)
-    ensure(can_use_desk(actor))
-    return page(request, "pages/area.html", {"area": "desk"})
 
 
 @get("/moderation")
@@ -77,11 +59,8 @@ router = Router(
     include_in_schema=False,
     route_handlers=[
         home,
-        community,
         guides,
         perks,
-        my_tickets,
-        desk,
         moderation,
     ],
 )

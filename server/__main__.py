@@ -93,9 +93,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from server.seed import print_logins, seed
+    from server.seed import PARTS, print_logins, seed
 
-    _run(seed)
+    parts = tuple(part.strip() for part in args.only.split(",") if part.strip()) if args.only else PARTS
+    if unknown := set(parts) - set(PARTS):
+        print(f"seed: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    _run(lambda: seed(parts))
     print_logins()
     return 0
 
@@ -226,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(fn=cmd_worker)
 
     sub.add_parser("migrate", help="Apply database migrations.").set_defaults(fn=cmd_migrate)
-    sub.add_parser("seed", help="Add the demo data (idempotent) and print the logins.").set_defaults(fn=cmd_seed)
+    seed_parser = sub.add_parser("seed", help="Add the demo data (idempotent) and print the logins.")
+    seed_parser.add_argument(
+        "--only", default="", help="comma-separated parts: help, desk, forum (default: all; people always)"
+    )
+    seed_parser.set_defaults(fn=cmd_seed)
 
     create = sub.add_parser("createuser", help="Create a verified account.")
     create.add_argument("--email", required=True)

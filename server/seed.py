@@ -39,16 +39,22 @@ USERS = [
 ]
 
 
-async def seed() -> None:
+PARTS = ("help", "desk", "forum")  # besides the organisations and people, always seeded
+
+
+async def seed(parts: tuple[str, ...] = PARTS) -> None:
     for slug, name, size, industry, plan in ORGANISATIONS:
         if not await Organisation.exists().where(Organisation.slug == slug):
             await save_organisation(SYSTEM, None, name=name, slug=slug, size=size, industry=industry, plan=plan)
     for email, name, roles, org, org_admin, locale in USERS:
         if not await User.exists().where(User.email == email):
             await create_user(email, DEMO_PASSWORD, name, roles, org_slug=org, org_admin=org_admin, locale=locale)
-    await load_demo_help_center()
-    await load_demo_desk()
-    await load_demo_forum()
+    if "help" in parts:
+        await load_demo_help_center()
+    if "desk" in parts:
+        await load_demo_desk()
+    if "forum" in parts:
+        await load_demo_forum()
 
 
 def print_logins() -> None:

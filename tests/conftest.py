@@ -77,9 +77,7 @@ def database() -> None:
     subprocess.run([sys.executable, "-m", "server", "migrate"], check=True, capture_output=True)
 
 
-@pytest.fixture(autouse=True)
-async def clean_tables() -> AsyncIterator[None]:
-    """Each test starts from empty tables and fresh rate-limit counters."""
+async def empty_all_tables() -> None:
     from server import ratelimit
     from server.db import engine
 
@@ -91,6 +89,15 @@ async def clean_tables() -> AsyncIterator[None]:
         for table in tables:
             await db.run_ddl(f"DELETE FROM {table}")  # noqa: S608 - constant names
     ratelimit.counter().reset()
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Each test starts from empty tables and fresh rate-limit counters, except in modules
+    marked `shared_data`: they read one data set (e.g. the seeded demo) that a module-scoped
+    fixture prepares after calling `empty_all_tables()` itself."""
+    if request.node.get_closest_marker("shared_data") is None:
+        await empty_all_tables()
     yield
 
 

@@ -4,9 +4,8 @@ violations. Keyboard use and visible focus are checked on the forms people fill 
 
 from __future__ import annotations
 
-import os
+import asyncio
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,11 @@ import pytest
 
 from server.seed import DEMO_PASSWORD
 from server.settings import ROOT
+from tests.conftest import empty_all_tables
 from tests.e2e.axe import fetch_axe
 from tests.e2e.conftest import CHROMIUM_ARGS, LiveServer, _unavailable
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.shared_data]
 
 ANONYMOUS_PAGES = [
     "/",
@@ -32,11 +32,43 @@ ANONYMOUS_PAGES = [
     "/signup",
     "/forgot-password",
     "/no-such-page",
+    "/community",
+    "/community/c/getting-started",
+    "{thread}",
+    "/community/tags/api",
 ]
-CUSTOMER_PAGES = ["/profile", "/help", "{article}"]
+CUSTOMER_PAGES = [
+    "/profile",
+    "/help",
+    "{article}",
+    "/community/new",
+    "{thread}",
+    "/community/bookmarks",
+    "/notifications",
+    "/notifications/preferences",
+    "/support/new",
+    "/support/tickets",
+    "{my_ticket}",
+]
 ORG_ADMIN_PAGES = ["{organisation}"]
-AGENT_PAGES = ["/help/manage", "/help/manage/articles/new", "{article_editor}"]
-ADMIN_PAGES = ["/admin", "/admin/users", "/admin/organisations", "/admin/search", "/admin/mail", "/admin/jobs"]
+AGENT_PAGES = [
+    "/help/manage",
+    "/help/manage/articles/new",
+    "{article_editor}",
+    "/desk",
+    "/desk?view=unassigned",
+    "{desk_ticket}",
+    "/desk/search?q=export",
+]
+ADMIN_PAGES = [
+    "/admin",
+    "/admin/users",
+    "/admin/organisations",
+    "/admin/search",
+    "/admin/mail",
+    "/admin/jobs",
+    "/admin/desk",
+]
 # Every page type a role can reach, signed in as that role (demo accounts from `seed`).
 ROLE_PAGES = {
     "anonymous": (None, ANONYMOUS_PAGES),
@@ -56,10 +88,14 @@ def axe_source() -> str:
     return Path(path).read_text()
 
 
-@pytest.fixture
-def seeded(live_server: LiveServer) -> None:
-    """The demo data, seeded per test: every test starts from empty tables."""
-    subprocess.run([sys.executable, "-m", "server", "seed"], cwd=ROOT, env=os.environ, check=True, capture_output=True)
+@pytest.fixture(scope="module")
+async def seeded(live_server: LiveServer) -> None:
+    """The whole demo, seeded once for the module (it is marked `shared_data`)."""
+    await empty_all_tables()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "seed", cwd=ROOT, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await process.wait() == 0
 
 
 @pytest.fixture
@@ -117,6 +153,15 @@ def _fill_placeholders(page, base_url: str, paths: list[str]) -> list[str]:  # n
         elif path == "{article_editor}":
             page.goto(f"{base_url}/help/manage")
             path = page.locator("main a[href^='/help/manage/articles/']").first.get_attribute("href")
+        elif path == "{thread}":
+            page.goto(f"{base_url}/community/c/getting-started")
+            path = page.locator("main a[href^='/community/t/']").first.get_attribute("href")
+        elif path == "{my_ticket}":
+            page.goto(f"{base_url}/support/tickets")
+            path = page.locator("main a[href^='/support/tickets/']").first.get_attribute("href")
+        elif path == "{desk_ticket}":
+            page.goto(f"{base_url}/desk")
+            path = page.locator("main a[href^='/desk/tickets/']").first.get_attribute("href")
         elif path == "{organisation}":
             page.goto(f"{base_url}/profile")
             path = page.locator("main a[href^='/organisations/']").first.get_attribute("href")

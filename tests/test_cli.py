@@ -124,18 +124,21 @@ def _forum_demo_members() -> list[dict[str, str]]:
 
 
 async def test_seed_is_idempotent_and_prints_the_logins() -> None:
-    code, out, err = await run_cli("seed")
+    # The people and the community's members; each part's own loader test covers its content.
+    code, out, err = await run_cli("seed", "--only", "forum")
     assert code == 0, err
     assert DEMO_PASSWORD in out
     assert "admin@lumenfold.example" in out
     counts = (await User.count(), await Organisation.count(), await Membership.count(), await UserRole.count())
     assert counts[0] == len(USERS) + len(_forum_demo_members())  # the community's members too
 
-    code, out, err = await run_cli("seed")
+    code, out, err = await run_cli("seed", "--only", "forum")
     assert code == 0, err
     assert DEMO_PASSWORD in out
     assert (await User.count(), await Organisation.count(), await Membership.count(), await UserRole.count()) == counts
     assert await authenticate("admin@lumenfold.example", DEMO_PASSWORD) is not None
+    code, _out, err = await run_cli("seed", "--only", "nonsense")
+    assert code == 2 and "unknown part" in err
 
 
 async def test_migrate_again_is_a_no_op() -> None:

@@ -20,6 +20,7 @@ from server.accounts.auth import load_actor, utcnow
 from server.accounts.services import create_user
 from server.accounts.tables import User
 from server.accounts.usernames import backfill_usernames
+from server.db import atomic
 from server.forum import queries, services
 from server.forum.tables import ForumCategory, ForumThread
 from server.policy import Actor
@@ -161,6 +162,7 @@ async def load_demo_forum(directory: Path = DEMO_DIR, password: str = "") -> Loa
         title = " ".join(data["title"].split())
         if (category_id, title) in existing:
             continue
-        await _load_thread(data, category_id, people, reactors, now, report)
+        async with atomic():  # one transaction per thread: the services' own ones join it
+            await _load_thread(data, category_id, people, reactors, now, report)
         existing.add((category_id, title))
     return report

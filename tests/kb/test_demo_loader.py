@@ -31,7 +31,7 @@ def test_front_matter_is_split_from_the_body() -> None:
 
 
 async def test_seed_loads_every_demo_article_in_both_languages_once(client: AsyncTestClient) -> None:
-    await seed()
+    await seed(("help",))
     demo = read_articles()
     assert len(demo) >= 20
     articles = await KbArticle.select(KbArticle.id, KbArticle.slug, KbArticle.author.email.as_alias("author"))
@@ -48,7 +48,7 @@ async def test_seed_loads_every_demo_article_in_both_languages_once(client: Asyn
     assert overrides and all(stored[slug] == visibility for slug, visibility in overrides.items())
 
     before = await counts()
-    await seed()
+    await seed(("help",))
     assert await counts() == before
 
     first = demo[0]
@@ -57,7 +57,7 @@ async def test_seed_loads_every_demo_article_in_both_languages_once(client: Asyn
 
 
 async def test_an_edit_made_in_the_app_survives_a_second_load() -> None:
-    await seed()
+    await seed(("help",))
     admin_row = await User.select(User.id).where(User.email == AUTHOR_EMAIL).first()
     admin: Actor | None = await load_actor(admin_row["id"])
     assert admin is not None
@@ -69,7 +69,7 @@ async def test_an_edit_made_in_the_app_survives_a_second_load() -> None:
     )
     text = services.TextInput("Edited in the app", current["body_md"], version=current["version"])
     await services.update_article(admin, article["id"], "en", text=text)
-    await seed()
+    await seed(("help",))
     row = (
         await KbTranslation.select(KbTranslation.title)
         .where((KbTranslation.article == article["id"]) & (KbTranslation.locale == "en"))

@@ -38,7 +38,7 @@ def open_bell(web: WebProcess, user_id: int, cookie: str) -> Any:
 
 async def next_event(socket: Any) -> dict[str, Any]:
     while True:
-        frame = await next_frame(socket, timeout=10)
+        frame = await next_frame(socket, wait=10)
         if frame["type"] == "event":
             return frame
 

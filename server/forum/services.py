@@ -21,9 +21,8 @@ from server.db import atomic
 from server.errors import Invalid, NotFound
 from server.forum import cache, live, mentions, queries  # noqa: F401 - live registers the realtime events
 from server.forum import search as _search  # noqa: F401 - registers the "thread" and "post" search types
+from server.forum.categories import CategoryInput, save_category  # noqa: F401 - category actions, re-exported
 from server.forum.tables import (
-    AUDIENCES,
-    POSTERS,
     REACTIONS,
     ForumBookmark,
     ForumCategory,
@@ -47,8 +46,6 @@ MAX_TAGS = 5
 TAG_RE = re.compile(r"^[\w][\w.+#-]{0,29}$")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 EXCERPT_CHARS = 200
-COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 
 
 class EditConflict(Exception):
@@ -559,73 +556,3 @@ async def _mark_read(actor: Actor, thread_id: int, number: int) -> int:
         ).where(ForumThreadRead.key == key)
         return number
     return row["last_read_number"]
-
-
-# Categories (administrators; the demo loader) --------------------------------------------------
-
-
-@dataclass
-class CategoryInput:
-    slug: str
-    name_en: str
-    name_ja: str
-    description_en: str = ""
-    description_ja: str = ""
-    colour: str = "#2f6fdf"
-    position: int = 0
-    audience: str = "public"
-    tiers: list[str] = field(default_factory=list)
-    can_start: str = "signed_in"
-    can_reply: str = "signed_in"
-    qa: bool = False
-
-
-async def save_category(actor: Actor, category_id: int | None, data: CategoryInput) -> int:
-    ensure(policy.can_administer(actor))
-    errors: dict[str, str] = {}
-    if not SLUG_RE.match(data.slug):
-        errors["slug"] = _("Use lower-case letters, digits and hyphens (at most %(n)s).", n=80)
-    if not data.name_en.strip() or not data.name_ja.strip():
-        errors["name"] = _("Enter a name in both languages.")
-    if not COLOUR_RE.match(data.colour):
-        errors["colour"] = _("Use a colour like #2f6fdf.")
-    if data.audience not in AUDIENCES:
-        errors["audience"] = _("Choose an audience from the list.")
-    if data.can_start not in POSTERS or data.can_reply not in POSTERS:
-        errors["can_start"] = _("Choose who may post from the list.")
-    if errors:
-        raise Invalid(errors)
-    values = {
-        ForumCategory.slug: data.slug,
-        ForumCategory.name_en: data.name_en.strip(),
-        ForumCategory.name_ja: data.name_ja.strip(),
-        ForumCategory.description_en: data.description_en.strip(),
-        ForumCategory.description_ja: data.description_ja.strip(),
-        ForumCategory.colour: data.colour,
-        ForumCategory.position: data.position,
-        ForumCategory.audience: data.audience,
-        ForumCategory.tiers: list(data.tiers) if data.audience == "members" else [],
-        ForumCategory.can_start: data.can_start,
-        ForumCategory.can_reply: data.can_reply,
-        ForumCategory.qa: data.qa,
-    }
-    async with atomic() as tx:
-        tx.on_commit(cache.clear)
-        clash = ForumCategory.exists().where(ForumCategory.slug == data.slug)
-        if category_id is not None:
-            clash = clash.where(ForumCategory.id != category_id)
-        if await clash:
-            raise Invalid({"slug": _("Another category already uses this slug.")})
-        if category_id is None:
-            rows = await ForumCategory.insert(
-                ForumCategory(**{column._meta.name: value for column, value in values.items()}, created_at=utcnow())
-            ).returning(ForumCategory.id)
-            category_id = rows[0]["id"]
-        else:
-            await ForumCategory.update(values).where(ForumCategory.id == category_id)
-            # Audience changes reach search: every thread of the category is re-indexed.
-            for row in await ForumThread.select(ForumThread.id).where(ForumThread.category == category_id):
-                await enqueue_sync("thread", row["id"])
-        tx.on_commit(queries.clear_cache)
-    queries.clear_cache()
-    return category_id

@@ -18,9 +18,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m server dev
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own database;
+# TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m server fetch-meili
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench

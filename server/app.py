@@ -23,10 +23,14 @@ from server.accounts.routes import router as accounts_router
 from server.admin.routes import router as admin_router
 from server.db import engine
 from server.desk.admin_routes import router as desk_admin_router
+from server.desk.agent_routes import router as desk_agent_router
 from server.desk.api import api_router as desk_api_router
+from server.desk.csat_routes import router as desk_csat_router
 from server.desk.routes import router as desk_router
+from server.desk.sla_routes import router as desk_sla_router
 from server.desk.support_routes import router as support_router
 from server.forum import views as forum_views
+from server.forum.admin_routes import router as forum_admin_router
 from server.forum.api import api_router as forum_api_router
 from server.forum.routes import router as forum_router
 from server.kb import views as kb_views
@@ -95,9 +99,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             kb_api_router,
             support_router,
             desk_router,
+            desk_agent_router,
             desk_admin_router,
             desk_api_router,
+            desk_sla_router,
+            desk_csat_router,
             forum_router,
+            forum_admin_router,
             forum_api_router,
             notifications_router,
             live_socket,

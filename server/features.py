@@ -4,8 +4,11 @@ The web app and the worker both import it, so a job enqueued by one is understoo
 """
 
 from server import mail  # noqa: F401 - mail.send
+from server.desk import csat as desk_csat  # noqa: F401 - desk.csat_remind
 from server.desk import search as desk_search  # noqa: F401 - the "ticket" search document type
 from server.desk import services as desk_services  # noqa: F401 - desk.auto_close
+from server.desk import sla as desk_sla  # noqa: F401 - desk.sla_check, desk.sla_recompute
+from server.forum import categories as forum_categories  # noqa: F401 - forum.category_resync
 from server.forum import live as forum_live  # noqa: F401 - the "thread" realtime topic, notification targets
 from server.forum import search as forum_search  # noqa: F401 - the "thread" and "post" search types
 from server.kb import search as kb_search  # noqa: F401 - the "kb" search document type

@@ -11,6 +11,8 @@ from server.accounts.tables import (
     User,
     UserRole,
 )
+from server.desk.agent_tables import DeskSavedView, DeskTicketViewer
+from server.desk.sla_tables import CsatRating, SlaCalendar, SlaPolicy, TicketSla
 from server.desk.tables import (
     DeflectionEvent,
     DeskField,
@@ -84,6 +86,12 @@ APP_CONFIG = AppConfig(
         DeskMacro,
         DeskIdempotencyKey,
         DeflectionEvent,
+        SlaCalendar,
+        SlaPolicy,
+        TicketSla,
+        CsatRating,
+        DeskSavedView,
+        DeskTicketViewer,
         NotificationSubscription,
         Notification,
         RealtimeEvent,

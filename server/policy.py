@@ -272,6 +272,11 @@ def can_moderate_forum(actor: Actor) -> bool:
     return actor.is_moderator
 
 
+def can_administer_forum(actor: Actor) -> bool:
+    """Categories (audience, who may post, Q&A, order) are for administrators."""
+    return actor.is_admin
+
+
 def forum_channel_group(actor: Actor, category: dict[str, Any], thread: dict[str, Any]) -> str | None:
     """The realtime audience group for a thread's channel: "staff", "reader", or None (refused)."""
     if not can_read_forum_thread(actor, category, thread):
@@ -330,6 +335,47 @@ def can_solve_own_ticket(actor: Actor, requester_id: int | None, organisation_id
 
 def can_administer_desk(actor: Actor) -> bool:
     return actor.is_admin
+
+
+# Desk: SLA and CSAT --------------------------------------------------------------------------
+# SLA policies and calendars are desk settings (admins). A ticket's satisfaction rating is given
+# by its requester only (the mailed link stands in for the sign-in); agents read the ratings.
+
+
+def can_rate_ticket(actor: Actor, requester_id: int | None) -> bool:
+    return actor.is_authenticated and actor.user_id == requester_id
+
+
+def can_see_csat_reports(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+# Desk: live updates and the agents' workspace ---------------------------------------------------
+# The `ticket:{id}` channel: agents hear everything (as group "agent"), a customer who may see the
+# ticket hears its public side only (group "customer"). The `desk:0` channel (the queue) is agents'.
+# Saved views: their owner edits them; a view shared with a group is read by that group's members.
+
+
+def ticket_channel_group(
+    actor: Actor, requester_id: int | None, organisation_id: int | None, follower_ids: frozenset[int] = frozenset()
+) -> str | None:
+    if not actor.is_authenticated:
+        return None
+    if can_see_internal_notes(actor):
+        return "agent"
+    return "customer" if can_see_ticket(actor, requester_id, organisation_id, follower_ids) else None
+
+
+def desk_queue_channel_group(actor: Actor) -> str | None:
+    return "agent" if actor.is_authenticated and can_use_desk(actor) else None
+
+
+def can_read_saved_view(actor: Actor, owner_id: int, team_id: int | None, my_team_ids: frozenset[int]) -> bool:
+    return can_use_desk(actor) and (owner_id == actor.user_id or (team_id is not None and team_id in my_team_ids))
+
+
+def can_edit_saved_view(actor: Actor, owner_id: int) -> bool:
+    return can_use_desk(actor) and owner_id == actor.user_id
 
 
 # Notifications ------------------------------------------------------------------------------

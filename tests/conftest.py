@@ -29,7 +29,36 @@ def _free_port() -> int:
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="kizuna-test-"))
 SMTP_PORT = _free_port()
 os.environ["DATA_DIR"] = str(_DATA_DIR)
-os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_DATA_DIR / 'test.sqlite3'}"
+
+
+def _per_worker(url: str) -> str:
+    """Under pytest-xdist each worker process gets a database of its own (SQLite: its own
+    DATA_DIR already; PostgreSQL: `<name>_<worker>`, created here when missing)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not url.startswith("postgres"):
+        return url
+    from urllib.parse import urlparse
+
+    import asyncpg
+
+    parsed = urlparse(url)
+    name = f"{parsed.path.lstrip('/')}_{worker}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return parsed._replace(path=f"/{name}").geturl()
+
+
+os.environ["DATABASE_URL"] = (
+    _per_worker(os.environ.get("TEST_DATABASE_URL", "")) or f"sqlite:///{_DATA_DIR / 'test.sqlite3'}"
+)
 os.environ["SMTP_URL"] = f"smtp://127.0.0.1:{SMTP_PORT}"
 MEILI_PORT = _free_port()
 os.environ["MEILI_URL"] = f"http://127.0.0.1:{MEILI_PORT}"  # started on demand by `meili_server`

@@ -99,6 +99,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/forum/posts/{post_id:int}/accept"): FORUM_POST_EDITORS,
     ("POST", "/api/v1/forum/posts/{post_id:int}/reactions/{kind:str}"): FORUM_STAFF_WRITERS,
     ("DELETE", "/api/v1/forum/posts/{post_id:int}/reactions/{kind:str}"): FORUM_STAFF_WRITERS,
+    # Community forum: admin; {forum_category_id} is the staff-only category (it holds threads),
+    # deleting gets an empty one of its own
+    ("GET", "/admin/community/categories"): ADMINS,
+    ("GET", "/admin/community/categories/new"): ADMINS,
+    ("POST", "/admin/community/categories/new"): ADMINS,  # empty form: 422
+    ("GET", "/admin/community/categories/{forum_category_id:int}"): ADMINS,
+    ("POST", "/admin/community/categories/{forum_category_id:int}"): ADMINS,  # empty form: 422
+    ("POST", "/admin/community/categories/{forum_category_id:int}/move"): ADMINS,
+    ("POST", "/admin/community/categories/{forum_category_id:int}/delete"): ADMINS,
     ("GET", "/guides"): EVERYONE,
     ("GET", "/perks"): EVERYONE,
     ("GET", "/support/tickets"): SIGNED_IN,
@@ -208,6 +217,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/desk/tickets/{ticket_id:int}/followers"): AGENTS,
     ("POST", "/desk/tickets/{ticket_id:int}/followers/{user_id:int}/remove"): AGENTS,
     ("POST", "/desk/preview"): AGENTS,
+    # Desk: agents' workspace. {view_id} is another agent's private view: it looks missing.
+    ("GET", "/desk/list"): AGENTS,
+    ("GET", "/desk/nav"): AGENTS,
+    ("POST", "/desk/views"): AGENTS,  # empty form: 422
+    ("GET", "/desk/views/{view_id:int}"): "login deny deny deny hidden deny hidden",
+    ("POST", "/desk/views/{view_id:int}"): "login deny deny deny hidden deny hidden",
+    ("POST", "/desk/views/{view_id:int}/delete"): "login deny deny deny hidden deny hidden",
+    ("POST", "/desk/bulk"): AGENTS,  # nothing selected: 422
+    ("POST", "/desk/tickets/{ticket_id:int}/presence"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/presence/leave"): AGENTS,
     # Desk: the JSON API
     ("POST", "/api/v1/tickets"): SIGNED_IN,
     ("GET", "/api/v1/tickets"): SIGNED_IN,
@@ -231,6 +250,23 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/admin/desk/macros/{macro_id:int}"): ADMINS,
     ("POST", "/admin/desk/macros/{macro_id:int}"): ADMINS,
     ("POST", "/admin/desk/macros/{macro_id:int}/delete"): ADMINS,
+    # Desk: SLA admin ({calendar_id}, {policy_id}; deletes get their own) and CSAT. The mailed
+    # rating link needs no sign-in (no token: 400); the portal's form is the requester's only.
+    ("GET", "/admin/desk/sla"): ADMINS,
+    ("GET", "/admin/desk/sla/calendars/new"): ADMINS,
+    ("POST", "/admin/desk/sla/calendars/new"): ADMINS,  # empty form: 422
+    ("GET", "/admin/desk/sla/calendars/{calendar_id:int}"): ADMINS,
+    ("POST", "/admin/desk/sla/calendars/{calendar_id:int}"): ADMINS,
+    ("POST", "/admin/desk/sla/calendars/{calendar_id:int}/delete"): ADMINS,
+    ("GET", "/admin/desk/sla/policies/new"): ADMINS,
+    ("POST", "/admin/desk/sla/policies/new"): ADMINS,
+    ("GET", "/admin/desk/sla/policies/{policy_id:int}"): ADMINS,
+    ("POST", "/admin/desk/sla/policies/{policy_id:int}"): ADMINS,
+    ("POST", "/admin/desk/sla/policies/{policy_id:int}/delete"): ADMINS,
+    ("GET", "/support/csat/{ticket_id:int}"): EVERYONE,
+    ("POST", "/support/csat/{ticket_id:int}"): EVERYONE,
+    ("POST", "/support/tickets/{ticket_id:int}/csat"): "login ok hidden deny deny hidden deny",  # empty: 422
+    ("GET", "/desk/reports/csat"): AGENTS,
     # Notifications: one's own list, settings and subscriptions; {notification_id} is `customer`'s
     ("GET", "/notifications"): SIGNED_IN,
     ("POST", "/notifications/{notification_id:int}/read"): TOKEN_OWNER,
@@ -243,6 +279,12 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/notifications/unsubscribe"): EVERYONE,
     # Realtime: the one websocket; every channel is authorised (probed with `customer`'s own channel)
     ("WEBSOCKET", "/live"): "deny ok deny deny deny deny deny",
+}
+
+# Realtime channels of /live, each probed on its own: {ticket_id} is `customer`'s ticket.
+CHANNELS: dict[str, str] = {
+    "ticket:{ticket_id}": "deny ok deny ok ok deny ok",  # as TICKET_READERS; agents hear internal notes
+    "desk:0": "deny deny deny deny ok deny ok",  # the queue: agents
 }
 
 # Framework-served routes, classified by prefix; one real request stands for each prefix.
@@ -274,6 +316,7 @@ BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/community/posts/{post_id:int}/edit"): lambda w: {"body": "Edited by the matrix", "version": "1"},
     ("POST", "/community/preview"): lambda w: {"body": "**preview**"},
     ("POST", "/community/posts/{post_id:int}/react"): lambda w: {"kind": "like"},
+    ("POST", "/admin/community/categories/{forum_category_id:int}/move"): lambda w: {"direction": "down"},
     ("POST", "/api/v1/forum/threads"): lambda w: {
         "category": w.params["forum_slug"],
         "title": "From the matrix",
@@ -301,8 +344,13 @@ PARAM_OVERRIDES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/help/manage/articles/{article_id:int}/delete"): {"article_id": "doomed_article_id"},
     ("DELETE", "/api/v1/kb/articles/{article_id:int}"): {"article_id": "api_doomed_article_id"},
     ("POST", "/community/posts/{post_id:int}/delete"): {"post_id": "doomed_post_id"},
+    ("POST", "/admin/community/categories/{forum_category_id:int}/delete"): {
+        "forum_category_id": "doomed_forum_category_id"
+    },
     ("POST", "/admin/desk/groups/{group_id:int}/delete"): {"group_id": "doomed_group_id"},
     ("POST", "/admin/desk/macros/{macro_id:int}/delete"): {"macro_id": "doomed_macro_id"},
+    ("POST", "/admin/desk/sla/calendars/{calendar_id:int}/delete"): {"calendar_id": "doomed_calendar_id"},
+    ("POST", "/admin/desk/sla/policies/{policy_id:int}/delete"): {"policy_id": "doomed_policy_id"},
 }
 
 # Query strings for GETs: the search routes look for the staff-only articles.
@@ -356,7 +404,7 @@ def registered_routes(app: Litestar) -> set[tuple[str, str]]:
 
 
 def test_table_rows_are_well_formed() -> None:
-    rows = [*MATRIX.values(), *(row for _probe, row in BULK.values())]
+    rows = [*MATRIX.values(), *CHANNELS.values(), *(row for _probe, row in BULK.values())]
     for row in rows:
         outcomes = _columns(row).values()
         assert set(outcomes) <= OUTCOMES, row
@@ -419,6 +467,7 @@ async def _build_world(role: str, mailbox: Mailbox) -> World:
             **await _staff_only_help_center(),
             **await _staff_only_forum(),
             **await _desk_world(customer),
+            **await _sla_world(),
         },
         customer_email=customer.email,
         bystander_email=bystander.email,
@@ -465,6 +514,7 @@ async def _staff_only_help_center() -> dict[str, str]:
 async def _desk_world(customer: Actor) -> dict[str, str]:
     """A ticket of `customer` with a public attachment and an internal note (holding SECRET)
     with one of its own; a second ticket; a group, a field and macros for the admin pages."""
+    from server.desk import saved_views
     from server.desk import services as desk
     from server.desk.attachments import Upload
     from server.desk.tables import TicketAttachment
@@ -487,6 +537,24 @@ async def _desk_world(customer: Actor) -> dict[str, str]:
         "field_id": str(await desk.save_field(admin, None, {"key": "matrix", "label_en": "Matrix"})),
         "macro_id": str(await desk.save_macro(admin, None, {"name": "Matrix", "body_md": "Hi"})),
         "doomed_macro_id": str(await desk.save_macro(admin, None, {"name": "Doomed", "body_md": "Bye"})),
+        "view_id": str(await saved_views.save_view(agent, None, "Matrix view", None, saved_views.ViewSpec())),
+    }
+
+
+async def _sla_world() -> dict[str, str]:
+    """Business-hours calendars and SLA policies for the SLA admin pages."""
+    from server.desk import sla
+
+    admin = Actor(roles=frozenset({"admin"}))
+    hours = {"time_zone": "Asia/Tokyo", "mon": "09:00-18:00"}
+    calendar_id = await sla.save_calendar(admin, None, {"name": "Matrix hours", **hours})
+    doomed_calendar_id = await sla.save_calendar(admin, None, {"name": "Doomed hours", **hours})
+    targets = {"first_reply_minutes": "60", "calendar": str(calendar_id)}
+    return {
+        "calendar_id": str(calendar_id),
+        "doomed_calendar_id": str(doomed_calendar_id),
+        "policy_id": str(await sla.save_policy(admin, None, {"name": "Matrix", "priority": "low", **targets})),
+        "doomed_policy_id": str(await sla.save_policy(admin, None, {"name": "Doomed", "priority": "high", **targets})),
     }
 
 
@@ -506,6 +574,8 @@ async def _staff_only_forum() -> dict[str, str]:
     )
     reply = await forum.create_reply(author, thread_id, "Me, this week.")
     doomed = await forum.create_reply(author, thread_id, "Never mind.")
+    empty = forum.CategoryInput(slug="doomed-category", name_en="Doomed", name_ja="削除予定")
+    doomed_category_id = await forum.save_category(admin, None, empty)
     return {
         "forum_slug": "staff-lounge",
         "tag": "escalation",
@@ -514,6 +584,8 @@ async def _staff_only_forum() -> dict[str, str]:
         "target": "last",
         "post_id": str(reply["id"]),
         "doomed_post_id": str(doomed["id"]),
+        "forum_category_id": str(category_id),
+        "doomed_forum_category_id": str(doomed_category_id),
         "kind": "like",
     }
 
@@ -612,6 +684,11 @@ async def test_route_matrix(role: str, app: Litestar, mailbox: Mailbox) -> None:
         csrf = await csrf_token(client, "/")
 
         reads_staff_content = _columns(STAFF_CONTENT)[role] == "ok"
+        for channel, row in CHANNELS.items():
+            path = "/live?channels=" + PARAM_RE.sub(lambda m: world.params[m.group(1)], channel)
+            expected, got = _columns(row)[role], await _probe_websocket(app, path, dict(client.cookies))
+            if got != expected:
+                failures.append(f"WEBSOCKET {path} as {role}: expected {expected}, got {got}")
         cases = sorted(MATRIX, key=lambda key: (key in SESSION_ENDING, key[0] not in SAFE_METHODS))
         for method, template in cases:
             if method == "WEBSOCKET":

@@ -14,10 +14,11 @@ from piccolo.columns.combination import Or
 
 from server import policy
 from server.accounts.auth import CurrentActor
-from server.desk import idempotency, queries, services
+from server.desk import csat, idempotency, queries, services
 from server.desk.schemas import (
     ChangeOut,
     ConflictOut,
+    CsatOut,
     MessageCreate,
     MessageList,
     MessageOut,
@@ -167,7 +168,10 @@ async def list_tickets(
 @get("/api/v1/tickets/{ticket_id:int}", tags=["tickets"])
 async def get_ticket(actor: CurrentActor, ticket_id: FromPath[int]) -> TicketOut:
     ensure_signed_in(actor)
-    return await ticket_out(actor, await queries.access_ticket(actor, ticket_id))
+    out = await ticket_out(actor, await queries.access_ticket(actor, ticket_id))
+    if policy.can_work_tickets(actor) and (rating := await csat.current(ticket_id)) is not None:
+        out.csat = CsatOut(rating["rating"], rating["comment"], rating["asked_at"], rating["rated_at"])
+    return out
 
 
 @patch("/api/v1/tickets/{ticket_id:int}", tags=["tickets"])

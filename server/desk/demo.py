@@ -15,7 +15,7 @@ from typing import Any
 from server.accounts.auth import load_actor, utcnow
 from server.accounts.tables import User
 from server.db import atomic
-from server.desk import services
+from server.desk import csat, services, sla, sla_demo
 from server.desk.tables import DeskField, DeskGroup, DeskMacro, Ticket, TicketMessage
 from server.policy import Actor
 
@@ -359,4 +359,9 @@ async def load_demo_desk() -> int:
     groups = await _groups()
     await _fields()
     await _macros()
-    return await _tickets(groups)
+    await sla_demo.load_calendars_and_policies()
+    with sla.quiet(), csat.quiet():  # timers and ratings are settled once the tickets are in the past
+        added = await _tickets(groups)
+    if added:
+        await sla_demo.settle_demo_tickets(DEMO_REF)
+    return added

@@ -38,6 +38,7 @@ TICKET_COLUMNS = (
 )
 LIST_COLUMNS = (
     Ticket.id,
+    Ticket.version,  # bulk actions name the version each row was read at
     Ticket.subject,
     Ticket.status,
     Ticket.priority,
@@ -46,13 +47,16 @@ LIST_COLUMNS = (
     Ticket.created_at,
     Ticket.updated_at,
     Ticket.solved_at,
+    Ticket.sla_due_at,
+    Ticket.sla_at_risk_at,
     Ticket.requester.display_name.as_alias("requester_name"),
     Ticket.organisation.name.as_alias("organisation_name"),
     Ticket.assignee.display_name.as_alias("assignee_name"),
     Ticket.team.name.as_alias("team_name"),
 )
-VIEWS = ("mine", "unassigned", "groups", "pending", "solved", "all")
-SORTS = {"updated": Ticket.updated_at, "created": Ticket.created_at}
+VIEWS = ("mine", "unassigned", "groups", "pending", "sla", "solved", "all")
+# "due": the next SLA due time (server/desk/sla.py); tickets without a running SLA clock are left out.
+SORTS = {"updated": Ticket.updated_at, "created": Ticket.created_at, "due": Ticket.sla_due_at}
 PAGE_SIZE = 25
 
 
@@ -231,6 +235,8 @@ def view_clause(actor: Actor, view: str) -> Any:
         return Ticket.status == "pending"
     if view == "solved":
         return Ticket.status == "solved"
+    if view == "sla":  # at risk (under 25% of a target left) or breached, as of now
+        return And(Ticket.sla_at_risk_at <= datetime.now(UTC), unsolved)
     return unsolved
 
 
@@ -266,6 +272,8 @@ async def list_tickets(
     descending = sort.startswith("-")
     column = SORTS.get(sort.lstrip("-"), Ticket.updated_at)
     clauses = list(clauses)
+    if column is Ticket.sla_due_at:
+        clauses.append(Ticket.sla_due_at.is_not_null())
     after = decode_cursor(cursor) if cursor else None
     if after is not None:
         moment, last_id = after
@@ -283,7 +291,7 @@ async def list_tickets(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    key = "updated_at" if column is Ticket.updated_at else "created_at"
+    key = column._meta.name
     next_cursor = encode_cursor(rows[-1][key], rows[-1]["id"]) if more and rows else ""
     return rows, next_cursor
 

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from server import policy
 from server.accounts.auth import CurrentActor
-from server.desk import attachments, fields, queries, services
+from server.desk import attachments, bulk, csat, fields, live, queries, saved_views, services, sla
 from server.desk.support_routes import too_large_error
 from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES, TicketFollower
 from server.desk.web import describe_event, field_names, uploads_from
@@ -39,6 +39,7 @@ def view_names() -> dict[str, str]:
         "unassigned": _("Unassigned"),
         "groups": _("My groups"),
         "pending": _("Pending"),
+        "sla": _("SLA at risk or breached"),
         "solved": _("Recently solved"),
         "all": _("All unsolved"),
     }
@@ -50,6 +51,7 @@ def sort_names() -> dict[str, str]:
         "updated": _("Least recently updated"),
         "-created": _("Newest"),
         "created": _("Oldest"),
+        "due": _("SLA due first"),
     }
 
 
@@ -63,6 +65,8 @@ async def desk_home(
 ) -> Template:
     _agent(actor)
     view = view if view in queries.VIEWS else "mine"
+    if view == "sla" and "sort" not in request.query_params:
+        sort = "due"  # the SLA view lists what is due first
     sort = sort if sort in sort_names() else "-updated"
     rows, next_cursor = await queries.list_view(actor, view, sort=sort, cursor=after[:40])
     context = {
@@ -73,6 +77,8 @@ async def desk_home(
         "next_url": "/desk?" + urlencode({"view": view, "sort": sort, "after": next_cursor}) if next_cursor else "",
         "counts": await queries.view_counts(actor),
         "views": view_names(),
+        "saved_views": await saved_views.nav_entries(actor),
+        **await bulk.form_context(),
         "sorts": sort_names(),
         "statuses": fields.status_labels(),
         "priorities": fields.priority_labels(),
@@ -88,11 +94,18 @@ async def desk_search(request: Request[Any, Any, Any], actor: CurrentActor, q: F
     return page(
         request,
         "desk/search.html",
-        {"result": result, "q": result.query, "counts": await queries.view_counts(actor), "views": view_names()},
+        {
+            "result": result,
+            "q": result.query,
+            "counts": await queries.view_counts(actor),
+            "views": view_names(),
+            "saved_views": await saved_views.nav_entries(actor),
+        },
     )
 
 
 async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
+    last_event_id = await live.last_event_id()  # before the data: the page's socket replays what follows
     ticket = await queries.access_ticket(actor, ticket_id)
     definitions = await queries.field_definitions()
     values = await queries.field_values(ticket_id)
@@ -121,11 +134,14 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         "macros": await queries.macros(),
         "links": await queries.links(ticket_id),
         "followers": followers,
-        "past_tickets": await queries.past_tickets(ticket["requester"], ticket_id),
+        "past_tickets": await csat.with_ratings(await queries.past_tickets(ticket["requester"], ticket_id)),
+        "sla": await sla.ticket_panel(ticket_id),
+        "csat": await csat.current(ticket_id),
         "describe": describe_event,
         "field_names": field_names(definitions, locale),
         "max_files": attachments.MAX_FILES,
         "max_file_mb": attachments.MAX_FILE_BYTES // (1024 * 1024),
+        **await live.page_context(ticket_id, last_event_id),
     }
 
 
@@ -185,6 +201,7 @@ async def post_message(
             await services.add_note(actor, ticket_id, values.get("body", ""), uploads=uploads)
         else:
             status = values.get("status") or None
+            seen = None if values.get("force") == "1" else _int_or_none(values.get("seen_message_id"), "body")
             await services.add_reply(
                 actor,
                 ticket_id,
@@ -192,7 +209,11 @@ async def post_message(
                 uploads=uploads,
                 status=status,
                 version=_version(values) if status else None,
+                seen_message_id=seen,
             )
+    except live.ReplyCollision as exc:
+        collision = {"messages": exc.messages, "newest_id": exc.newest_id}
+        return await _ticket_page(request, actor, ticket_id, 409, values=values, collision=collision)
     except services.TicketConflict as exc:
         return await _ticket_page(request, actor, ticket_id, 409, values=values, **_conflict(exc))
     except (Invalid, MarkdownTooLarge) as exc:

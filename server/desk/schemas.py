@@ -38,6 +38,13 @@ class MessageCreate(msgspec.Struct, forbid_unknown_fields=True):
     internal: bool = False
 
 
+class CsatOut(msgspec.Struct):
+    rating: str  # "good", "bad", or "" when asked and not answered yet
+    comment: str
+    asked_at: datetime
+    rated_at: datetime | None
+
+
 class TicketOut(msgspec.Struct):
     id: int
     url: str
@@ -58,6 +65,7 @@ class TicketOut(msgspec.Struct):
     updated_at: datetime
     solved_at: datetime | None
     merged_into: int | None
+    csat: CsatOut | None = None  # the requester's satisfaction rating: agents, GET of one ticket
 
 
 class TicketList(msgspec.Struct):

@@ -17,7 +17,7 @@ from server import jobs, policy
 from server.accounts.auth import utcnow
 from server.accounts.tables import User
 from server.db import atomic
-from server.desk import attachments, fields, placeholders, queries
+from server.desk import attachments, csat, fields, live, placeholders, queries, sla
 from server.desk import search as _search  # noqa: F401 - registers the "ticket" type we sync
 from server.desk.attachments import Upload
 from server.desk.tables import (
@@ -241,11 +241,13 @@ async def open_ticket(
         )
         await _store_attachments(ticket_id, message_id, actor.user_id, uploads)
         await _save_field_values(ticket_id, cleaned)
+        await sla.recompute(ticket_id)
         ticket = await queries.get_ticket(ticket_id)
         assert ticket is not None
         if notify:
             await _mail_requester(ticket, "desk_ticket_created", f"desk.created:{ticket_id}")
         await enqueue_sync("ticket", ticket_id)
+        await live.queue_changed(ticket_id)
     return ticket_id
 
 
@@ -267,6 +269,7 @@ async def add_reply(
     version: int | None = None,
     channel: str = "web",
     notify: bool = True,
+    seen_message_id: int | None = None,
 ) -> int:
     """A public reply. An agent's reply opens a new ticket (or sets `status`); a customer's
     reply reopens a solved or pending ticket. Closed tickets take no replies."""
@@ -281,8 +284,11 @@ async def add_reply(
         if status is not None and not policy.can_work_tickets(actor):
             raise Invalid({"status": _("Only agents can change the status.")})
         fields.raise_if(errors)
+        if seen_message_id is not None:  # the replier saw up to this message: warn of newer replies (409)
+            await live.check_collision(actor, ticket_id, seen_message_id)
         message_id = await _insert_message(ticket_id, actor.user_id, "public", body, html, channel=channel)
         await _store_attachments(ticket_id, message_id, actor.user_id, uploads)
+        await live.message_added(ticket_id, message_id)
         moment = utcnow()
         is_staff_reply = policy.can_work_tickets(actor) and actor.user_id != ticket["requester"]
         new_status = ticket["status"]
@@ -302,6 +308,7 @@ async def add_reply(
             await _mail_requester(
                 ticket, "desk_ticket_reply", f"desk.reply:{message_id}", author=actor.display_name, body=body.strip()
             )
+        await sla.recompute(ticket_id)
         await enqueue_sync("ticket", ticket_id)
     return message_id
 
@@ -316,6 +323,7 @@ async def add_note(actor: Actor, ticket_id: int, body: str, *, uploads: list[Upl
         await _load_for_change(actor, ticket_id)
         message_id = await _insert_message(ticket_id, actor.user_id, "internal", body, html)
         await _store_attachments(ticket_id, message_id, actor.user_id, uploads or [])
+        await live.message_added(ticket_id, message_id)
         await Ticket.update({Ticket.updated_at: utcnow()}).where(Ticket.id == ticket_id)
         await enqueue_sync("ticket", ticket_id)
     return message_id
@@ -442,13 +450,14 @@ async def _apply_changes(
     if not written:  # unreachable while the row is locked, but never overwrite
         fresh = await queries.get_ticket(ticket_id)
         raise TicketConflict(fresh or current, await changes_since(ticket_id, current["version"]))
-    await _insert_message(
+    system_id = await _insert_message(
         ticket_id,
         actor.user_id if actor else None,
         "system",
         event={"changes": events, "version": new_version},
         moment=moment,
     )
+    await live.ticket_updated(ticket_id, system_id)
     if status == "solved" and current["status"] != "solved":
         days = get_settings().desk_auto_close_days
         await jobs.enqueue(
@@ -457,6 +466,8 @@ async def _apply_changes(
             key=f"{AUTO_CLOSE_KIND}:{ticket_id}:{new_version}",
             delay=timedelta(days=days),
         )
+        await csat.ticket_solved(ticket_id)
+    await sla.recompute(ticket_id)
     await enqueue_sync("ticket", ticket_id)
     fresh = await queries.get_ticket(ticket_id)
     assert fresh is not None
@@ -664,6 +675,8 @@ async def merge_tickets(actor: Actor, source_id: int, target_id: int) -> None:
         )
         await _insert_message(target_id, actor.user_id, "system", event={"event": "merged_from", "other": source_id})
         await Ticket.update({Ticket.updated_at: moment}).where(Ticket.id == target_id)
+        await sla.recompute(source_id)
+        await sla.recompute(target_id)
         await _mail_requester(
             source,
             "desk_ticket_merged",
@@ -675,6 +688,8 @@ async def merge_tickets(actor: Actor, source_id: int, target_id: int) -> None:
             await _mail_requester(target, "desk_ticket_merged_into", f"desk.merged_into:{target_id}:{source_id}")
         await enqueue_sync("ticket", source_id)
         await enqueue_sync("ticket", target_id)
+        await live.ticket_updated(source_id)
+        await live.ticket_updated(target_id)
 
 
 async def link_related(actor: Actor, ticket_id: int, other_id: int) -> None:

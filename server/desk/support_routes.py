@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 
 from server import policy, ratelimit
 from server.accounts.auth import CurrentActor
-from server.desk import attachments, deflection, fields, queries, services
+from server.desk import attachments, csat, deflection, fields, live, queries, services
 from server.desk.web import describe_event, field_names, uploads_from
 from server.errors import Invalid, NotFound
 from server.i18n import _, get_locale
@@ -149,6 +149,7 @@ async def my_tickets(
 
 
 async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
+    last_event_id = await live.last_event_id()  # before the data: the page's socket replays what follows
     ticket = await queries.access_ticket(actor, ticket_id)
     definitions = await queries.field_definitions(customer_only=True)
     values = await queries.field_values(ticket_id)
@@ -167,6 +168,9 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         "field_names": field_names(definitions, get_locale()),
         "max_files": attachments.MAX_FILES,
         "max_file_mb": attachments.MAX_FILE_BYTES // (1024 * 1024),
+        "last_event_id": last_event_id,
+        # The satisfaction question, for the requester only (server/desk/csat.py)
+        "csat": await csat.current(ticket_id) if policy.can_rate_ticket(actor, ticket["requester"]) else None,
     }
 
 

@@ -63,6 +63,10 @@ class Ticket(Table, tablename="ticket"):
     merged_into = ForeignKey("self", on_delete=OnDelete.set_null, null=True)
     parent = ForeignKey("self", on_delete=OnDelete.set_null, null=True, index=True)
     locale = Varchar(length=5, default="en")  # the requester's language when it was opened
+    # SLA (server/desk/sla.py): the earliest due instant and at-risk instant of the running targets,
+    # NULL when no clock runs; the "SLA at risk or breached" view filters and sorts on them.
+    sla_due_at = Timestamptz(null=True, default=None, index=True)
+    sla_at_risk_at = Timestamptz(null=True, default=None, index=True)
 
 
 class TicketMessage(Table, tablename="ticket_message"):

@@ -69,6 +69,10 @@ def describe_event(event: dict[str, Any], field_names: dict[str, str] | None = N
         return [_("Linked to #%(id)s as related.", id=other)]
     if kind == "unlinked":
         return [_("No longer related to #%(id)s.", id=other)]
+    if kind == "sla_breached":
+        from server.desk.sla import describe_breach
+
+        return [describe_breach(event)]
     if kind == "cc_added":
         return [_("%(email)s was copied on this ticket.", email=event.get("email", ""))]
     return [_("Updated.")]

@@ -111,4 +111,3 @@ async def ensure_index(doc_type: DocumentType, uid: str | None = None, *, wait: 
     task = await meili.index(uid).update_settings(wanted)
     if wait:
         await meili.wait_for_task(task.task_uid, timeout_in_ms=60_000, raise_for_status=True)
-

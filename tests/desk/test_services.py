@@ -271,7 +271,7 @@ async def test_views_count_and_page_with_a_keyset_cursor(people: People) -> None
     await services.update_ticket(people.agent, ids[1], 1, {"team": group_id, "status": "pending"})
     await services.update_ticket(people.agent, ids[2], 1, {"status": "solved"})
     counts = await queries.view_counts(people.agent)
-    assert counts == {"mine": 1, "unassigned": 5, "groups": 1, "pending": 1, "solved": 1, "all": 6}
+    assert counts == {"mine": 1, "unassigned": 5, "groups": 1, "pending": 1, "sla": 0, "solved": 1, "all": 6}
     assert (await queries.view_counts(people.agent2))["mine"] == 0
     seen: list[int] = []
     cursor = ""

@@ -17,6 +17,7 @@ from server.desk.support_routes import too_large_error
 from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES, TicketFollower
 from server.desk.web import describe_event, field_names, uploads_from
 from server.errors import Invalid
+from server.forum import queries as forum_queries
 from server.i18n import _, get_locale
 from server.markdown import MarkdownTooLarge, render
 from server.policy import Actor, ensure, ensure_signed_in
@@ -135,6 +136,7 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         "links": await queries.links(ticket_id),
         "followers": followers,
         "past_tickets": await csat.with_ratings(await queries.past_tickets(ticket["requester"], ticket_id)),
+        "forum_activity": await forum_queries.recent_activity_of(ticket["requester"]) if ticket["requester"] else [],
         "sla": await sla.ticket_panel(ticket_id),
         "csat": await csat.current(ticket_id),
         "describe": describe_event,

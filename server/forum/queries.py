@@ -395,3 +395,26 @@ async def bookmarked_threads(actor: Actor, limit: int = 100) -> list[dict[str, A
         .limit(limit)
         .output(load_json=True)
     )
+
+
+async def recent_activity_of(user_id: int, limit: int = 5) -> list[dict[str, Any]]:
+    """A member's latest visible posts (threads started and replies), for staff context such as
+    the desk's customer sidebar: deleted posts and hidden or deleted threads are left out."""
+    return (
+        await ForumPost.select(
+            ForumPost.id,
+            ForumPost.number,
+            ForumPost.created_at,
+            ForumPost.thread.id.as_alias("thread_id"),
+            ForumPost.thread.title.as_alias("title"),
+            ForumPost.thread.solved.as_alias("solved"),
+        )
+        .where(
+            (ForumPost.author == user_id)
+            & ForumPost.deleted_at.is_null()
+            & ForumPost.thread.deleted_at.is_null()
+            & (ForumPost.thread.hidden == False)  # noqa: E712 - SQL
+        )
+        .order_by(ForumPost.created_at, ascending=False)
+        .limit(limit)
+    )

@@ -12,6 +12,7 @@ from tests.conftest import csrf_token, post_form
 from tests.desk.conftest import People
 from tests.desk.factories import make_field, make_group, make_macro, make_ticket
 from tests.factories import login
+from tests.forum.factories import make_category, make_thread
 
 VERSION_RE = re.compile(r'name="version" value="(\d+)"')
 
@@ -234,3 +235,16 @@ async def test_pages_render_in_japanese(client: httpx.AsyncClient, people: Peopl
     assert "送信する" in form.text
     mine = await client.get(f"/support/tickets/{ticket_id}")
     assert mine.status_code == 200 and "問題は解決しましたか？" in mine.text and "優先度" not in mine.text
+
+
+async def test_ticket_sidebar_shows_the_requesters_recent_community_activity(
+    client: httpx.AsyncClient, people: People
+) -> None:
+    category = await make_category("questions")
+    asked = await make_thread(people.customer, category, "Exports time out on large boards")
+    ticket_id = await make_ticket(people.customer, "Export problem")
+    await login(client, people.agent.email)
+    page = await client.get(f"/desk/tickets/{ticket_id}")
+    assert "Recent community activity" in page.text
+    assert f'href="/community/t/{asked}/1">Exports time out on large boards</a>' in page.text
+    assert "started the thread" in page.text

@@ -70,7 +70,8 @@ def web_process(tmp_path: Path) -> Iterator[tuple[str, object]]:
         def take_away() -> None:
             close = f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'
             end_sessions = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
-            _psql(admin, f"{close}; {end_sessions}")
+            _psql(admin, close)  # committed first, so the sessions ended next cannot reconnect in between
+            _psql(admin, end_sessions)
 
         outage = (take_away, lambda: _psql(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         cleanup = lambda: _psql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: E731

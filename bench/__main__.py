@@ -148,6 +148,21 @@ def _propagation(base: str, article_id: int, title: str, rounds: int = 10, warm_
     return seconds[warm_up:]
 
 
+def _app_body(query: str, limit: int = 10) -> dict[str, object]:
+    """The federated multi-search the app sends Meilisearch for an anonymous visitor (every type
+    an anonymous visitor may search: help articles, community threads and replies), built by the
+    app's own code, so raw Meilisearch answers exactly the same query."""
+    from server import features  # noqa: F401 - registers every search type
+    from server.policy import ANONYMOUS
+    from server.search import registry
+    from server.search.query import multi_search_body
+
+    names = registry.searchable_names(ANONYMOUS)
+    body = multi_search_body(ANONYMOUS, query, names, None, {}, limit, 0, False)
+    assert body is not None
+    return body
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
@@ -209,26 +224,7 @@ def main() -> int:
         corpus = 108 + (_load_corpus(meili_url, args.corpus) if args.corpus != "demo" else 0)
         keys = httpx.get(f"{meili_url}/keys", headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()["results"]
         search_key = next(k["key"] for k in keys if k["actions"] == ["search"])
-        raw_body = json.dumps(
-            {
-                "federation": {"limit": 10},
-                "queries": [
-                    {
-                        "indexUid": "kb",
-                        "q": SEARCH_QUERY,
-                        # the same query the app sends for an anonymous visitor (server/search/query.py)
-                        "filter": ['audience IN ["public"]'],
-                        "attributesToRetrieve": ["type", "pk", "locale", "url", "title_en", "title_ja"],
-                        "attributesToCrop": ["text_en", "text_ja"],
-                        "cropLength": 28,
-                        "attributesToHighlight": ["title_en", "title_ja", "text_en", "text_ja"],
-                        "highlightPreTag": "\x02",
-                        "highlightPostTag": "\x03",
-                        "cropMarker": "…",
-                    }
-                ],
-            }
-        )
+        raw_body = json.dumps(_app_body(SEARCH_QUERY))
         scripts = {
             "get": _script(work, "get"),
             "raw": _script(

@@ -210,8 +210,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # honcho gives each process its own PORT (base, base+100, ...): the base is ours, so `web`
+    # (first in the Procfile) listens where we said, and BASE_URL is pinned so the worker's
+    # emailed links do not point at the port honcho handed the worker.
+    port = env.setdefault("PORT", "8000")  # the default `serve` uses (server/settings.py)
+    env["BASE_URL"] = settings.base_url
     honcho = os.path.join(os.path.dirname(sys.executable), "honcho")
-    os.execve(honcho, [honcho, "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)], env)  # noqa: S606
+    command = [honcho, "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "-p", port]
+    os.execve(honcho, command, env)  # noqa: S606
     return 0
 
 

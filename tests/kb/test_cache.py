@@ -28,7 +28,7 @@ async def test_entries_expire_and_clear_forgets_loads_begun_before_it(monkeypatc
         return next(values)
 
     assert await cache.cached("k", load) == 0
-    monkeypatch.setattr(cache, "TTL_SECONDS", 0.0)
+    monkeypatch.setattr(cache.PAGES, "ttl_seconds", 0.0)
     cache.clear()
     assert await cache.cached("k", load) == 1
     assert await cache.cached("k", load) == 2  # expired at once
@@ -42,7 +42,7 @@ async def test_entries_expire_and_clear_forgets_loads_begun_before_it(monkeypatc
     async def fresh() -> str:
         return "after the write"
 
-    monkeypatch.setattr(cache, "TTL_SECONDS", 60.0)
+    monkeypatch.setattr(cache.PAGES, "ttl_seconds", 60.0)
     early = asyncio.ensure_future(cache.cached("page", slow))
     await asyncio.sleep(0)
     cache.clear()  # a write commits while the early load is running

@@ -21,7 +21,7 @@ import pytest
 
 from server.settings import ROOT
 from tests.conftest import _free_port
-from tests.e2e.conftest import browser_page, chromium  # noqa: F401 - the browser fixtures, for test_browser.py
+from tests.e2e.conftest import _stop, browser_page, chromium  # noqa: F401 - the browser fixtures, for test_browser.py
 
 START_TIMEOUT_SECONDS = 30.0
 
@@ -100,13 +100,7 @@ def start_web(tmp: Path, name: str, extra_env: dict[str, str] | None = None) -> 
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    _stop([process])
 
 
 @pytest.fixture(scope="module")

@@ -210,7 +210,7 @@ async def test_buffered_views_are_written_after_a_response_once_due(
 ) -> None:
     article_id = await make_article(editor, place.section_id, "Kanban boards")
     await client.get(f"/help/articles/{article_id}-kanban-boards")
-    monkeypatch.setattr(views, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(views.COUNTER, "flush_seconds", 0.0)
     await client.get(f"/help/articles/{article_id}-kanban-boards")
     stored = await KbArticle.select(KbArticle.view_count).where(KbArticle.id == article_id).first()
     assert stored["view_count"] == 2 and views.pending(article_id) == 0

@@ -1,0 +1,1 @@
+"""Ways tickets arrive and leave besides the web form: email, live chat, webhooks, forum."""

@@ -1,0 +1,1 @@
+"""Email channel: inbound (SMTP listener and HTTP endpoint), parsing, threading, outbound."""

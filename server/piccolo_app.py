@@ -11,6 +11,7 @@ from server.accounts.tables import (
     User,
     UserRole,
 )
+from server.channels.email.tables import MailReference
 from server.desk.agent_tables import DeskSavedView, DeskTicketViewer
 from server.desk.sla_tables import CsatRating, SlaCalendar, SlaPolicy, TicketSla
 from server.desk.tables import (
@@ -56,6 +57,7 @@ APP_CONFIG = AppConfig(
         ApiToken,
         OneTimeToken,
         Job,
+        MailReference,
         WorkerHeartbeat,
         KbCategory,
         KbSection,

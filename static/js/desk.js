@@ -3,23 +3,8 @@
 (function () {
   "use strict";
 
-  function csrfToken() {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || "";
-    } catch (e) {
-      return "";
-    }
-  }
-
   function beacon(fields) {
-    var data = new FormData();
-    data.append("_csrf_token", csrfToken());
-    Object.keys(fields).forEach(function (key) { data.append(key, fields[key]); });
-    if (navigator.sendBeacon) {
-      navigator.sendBeacon("/support/deflection", data);
-    } else {
-      fetch("/support/deflection", { method: "POST", body: data, keepalive: true, credentials: "same-origin" });
-    }
+    window.Kizuna.beacon("/support/deflection", fields);
   }
 
   // Web form: suggestions shown, clicked, or the form left without sending.

@@ -17,11 +17,7 @@
   }
 
   function csrfToken() {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || "";
-    } catch (e) {
-      return "";
-    }
+    return window.Kizuna.csrfToken();
   }
 
   // Presence -----------------------------------------------------------------------------------

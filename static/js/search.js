@@ -2,23 +2,8 @@
 (function () {
   "use strict";
 
-  function csrfToken() {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || "";
-    } catch (e) {
-      return "";
-    }
-  }
-
   function beacon(fields) {
-    var data = new FormData();
-    data.append("_csrf_token", csrfToken());
-    Object.keys(fields).forEach(function (key) { data.append(key, fields[key]); });
-    if (navigator.sendBeacon) {
-      navigator.sendBeacon("/search/events", data);
-    } else {
-      fetch("/search/events", { method: "POST", body: data, keepalive: true, credentials: "same-origin" });
-    }
+    window.Kizuna.beacon("/search/events", fields);
   }
 
   function logResults(container) {

@@ -40,36 +40,46 @@ def utcnow() -> datetime:
 
 
 async def load_actor(user_id: int) -> Actor | None:
-    user = (
-        await User.select(
-            User.id,
-            User.email,
-            User.display_name,
-            User.locale,
-            User.time_zone,
-            User.email_verified_at,
-            User.is_active,
+    return (await load_actors([user_id])).get(user_id)
+
+
+async def load_actors(user_ids: list[int]) -> dict[int, Actor]:
+    """The active users among `user_ids` as actors, in three queries however many there are."""
+    if not user_ids:
+        return {}
+    users = await User.select(
+        User.id,
+        User.email,
+        User.display_name,
+        User.locale,
+        User.time_zone,
+        User.email_verified_at,
+    ).where(User.id.is_in(list(user_ids)) & User.is_active.eq(True))
+    if not users:
+        return {}
+    ids = [user["id"] for user in users]
+    roles: dict[int, set[str]] = {}
+    for row in await UserRole.select(UserRole.user, UserRole.role).where(UserRole.user.is_in(ids)):
+        roles.setdefault(row["user"], set()).add(row["role"])
+    orgs: dict[int, list[tuple[int, bool]]] = {}
+    for row in await Membership.select(Membership.user, Membership.organisation, Membership.is_org_admin).where(
+        Membership.user.is_in(ids)
+    ):
+        orgs.setdefault(row["user"], []).append((row["organisation"], row["is_org_admin"]))
+    return {
+        user["id"]: Actor(
+            user_id=user["id"],
+            email=user["email"],
+            display_name=user["display_name"],
+            locale=user["locale"],
+            time_zone=user["time_zone"],
+            roles=frozenset(roles.get(user["id"], ())),
+            org_ids=frozenset(org for org, _ in orgs.get(user["id"], ())),
+            admin_org_ids=frozenset(org for org, is_admin in orgs.get(user["id"], ()) if is_admin),
+            email_verified=user["email_verified_at"] is not None,
         )
-        .where(User.id == user_id)
-        .first()
-    )
-    if user is None or not user["is_active"]:
-        return None
-    roles = await UserRole.select(UserRole.role).where(UserRole.user == user_id)
-    memberships = await Membership.select(Membership.organisation, Membership.is_org_admin).where(
-        Membership.user == user_id
-    )
-    return Actor(
-        user_id=user["id"],
-        email=user["email"],
-        display_name=user["display_name"],
-        locale=user["locale"],
-        time_zone=user["time_zone"],
-        roles=frozenset(r["role"] for r in roles),
-        org_ids=frozenset(m["organisation"] for m in memberships),
-        admin_org_ids=frozenset(m["organisation"] for m in memberships if m["is_org_admin"]),
-        email_verified=user["email_verified_at"] is not None,
-    )
+        for user in users
+    }
 
 
 async def actor_from_session(token: str) -> Actor | None:

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from server import jobs, mail, policy
-from server.accounts.auth import load_actor
+from server.accounts.auth import load_actors
 from server.accounts.tables import User
 from server.db import atomic
 from server.notifications import digest, live, registry, unsubscribe
 from server.notifications.activity import PARENT_WATCHER_KINDS, TARGET_WATCHER_KINDS, Activity
 from server.notifications.services import DEFAULT_PREFS, effective_level, headline
 from server.notifications.tables import Notification, NotificationSubscription
+from server.policy import Actor
 from server.settings import get_settings
 
 log = logging.getLogger("kizuna.notifications")
@@ -87,9 +88,8 @@ async def candidates(activity: Activity) -> dict[int, Candidate]:
     return found
 
 
-async def _may_read(user_id: int, activity: Activity) -> bool:
-    actor = await load_actor(user_id)  # None: unknown or deactivated
-    if actor is None:
+async def _may_read(actor: Actor | None, activity: Activity) -> bool:
+    if actor is None:  # unknown or deactivated
         return False
     if not policy.can_read_audience(actor, activity.audience):
         return False
@@ -118,6 +118,7 @@ async def fan_out(activity: Activity, *, now: datetime) -> list[int]:
         .where(User.id.is_in(list(found)))
         .output(load_json=True)
     }
+    actors = await load_actors(list(users))
     chosen: list[tuple[Candidate, dict[str, Any], dict[str, Any]]] = []
     for user_id, candidate in sorted(found.items()):
         user = users.get(user_id)
@@ -127,7 +128,7 @@ async def fan_out(activity: Activity, *, now: datetime) -> list[int]:
         prefs = {**DEFAULT_PREFS, **stored}
         if not prefs.get("mentions", True):
             candidate.reasons.discard("mention")
-        if not candidate.reasons or not await _may_read(user_id, activity):
+        if not candidate.reasons or not await _may_read(actors.get(user_id), activity):
             continue
         chosen.append((candidate, user, prefs))
     created: list[int] = []

@@ -10,17 +10,15 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from piccolo.columns.combination import Or, WhereRaw
+from piccolo.columns.combination import Or
 
 from server import policy
 from server.desk.tables import Ticket, TicketMessage
-from server.kb.queries import like_escape
 from server.kb.search import html_text
 from server.policy import Actor
-from server.search import registry
+from server.search import fallback, registry
 from server.search.registry import SearchDoc
 
-BATCH = 500
 MAX_TEXT_CHARS = 20_000
 AUDIENCE = ["staff"]
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
@@ -90,14 +88,8 @@ class TicketDocuments:
             docs[row["id"]].append(_doc(row, texts.get(row["id"], "")))
         return docs
 
-    async def all_pks(self) -> AsyncIterator[list[int]]:
-        last = 0
-        while True:
-            rows = await Ticket.select(Ticket.id).where(Ticket.id > last).order_by(Ticket.id).limit(BATCH)
-            if not rows:
-                return
-            yield [row["id"] for row in rows]
-            last = rows[-1]["id"]
+    def all_pks(self) -> AsyncIterator[list[int]]:
+        return fallback.id_batches(Ticket)
 
     async def db_search(
         self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
@@ -114,13 +106,11 @@ class TicketDocuments:
             clauses.append(Ticket.status == facets["status"])
         if "priority" in facets:
             clauses.append(Ticket.priority == facets["priority"])
-        for term in query.lower().split()[:10]:
+        for term in fallback.query_terms(query):
+            in_subject = fallback.contains_term(term, ["ticket.subject"])
             if term.lstrip("#").isdigit() and len(term) < 12:
-                clauses.append(
-                    Or(Ticket.id == int(term.lstrip("#")), WhereRaw("lower(ticket.subject) LIKE {}", f"%{term}%"))
-                )
-            else:
-                clauses.append(WhereRaw("lower(ticket.subject) LIKE {} ESCAPE '\\'", f"%{like_escape(term)}%"))
+                in_subject = Or(Ticket.id == int(term.lstrip("#")), in_subject)
+            clauses.append(in_subject)
         total = await Ticket.count().where(*clauses)
         rows = (
             await Ticket.select(*DOC_COLUMNS)

@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from piccolo.columns.combination import Or, WhereRaw
-
 from server import policy
 from server.forum import queries
 from server.forum.tables import ForumPost, ForumThread
 from server.forum.urls import thread_url
-from server.kb.queries import like_escape
 from server.kb.search import html_text
-from server.search import registry
+from server.search import fallback, registry
 from server.search.registry import SearchDoc
-
-BATCH = 500
 
 THREAD_COLUMNS = (
     ForumThread.id,
@@ -116,25 +111,6 @@ def _post_doc(row: dict[str, Any], category: dict[str, Any]) -> SearchDoc:
     )
 
 
-async def _ids(table: Any, clauses: list[Any]) -> AsyncIterator[list[int]]:
-    last = 0
-    while True:
-        rows = await table.select(table.id).where(table.id > last, *clauses).order_by(table.id).limit(BATCH)
-        if not rows:
-            return
-        yield [row["id"] for row in rows]
-        last = rows[-1]["id"]
-
-
-def _text_clauses(query: str, columns: list[str]) -> list[Any]:
-    clauses = []
-    for term in query.lower().split()[:10]:
-        pattern = f"%{like_escape(term)}%"
-        rules = [WhereRaw(f"lower({column}) LIKE {{}} ESCAPE '\\'", pattern) for column in columns]
-        clauses.append(rules[0] if len(rules) == 1 else Or(rules[0], rules[1]))
-    return clauses
-
-
 class ThreadDocuments:
     name = "thread"
     facet_fields = ("category", "tags", "solved")
@@ -162,7 +138,7 @@ class ThreadDocuments:
         return docs
 
     def all_pks(self) -> AsyncIterator[list[int]]:
-        return _ids(ForumThread, _live_thread())
+        return fallback.id_batches(ForumThread, _live_thread())
 
     async def db_search(
         self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
@@ -180,7 +156,7 @@ class ThreadDocuments:
             clauses.append(ForumThread.locale == locale)
         if "solved" in facets:
             clauses.append(ForumThread.solved == (facets["solved"] == "yes"))
-        clauses.extend(_text_clauses(query, ["forum_thread.title"]))
+        clauses.extend(fallback.every_term(query, ["forum_thread.title"]))
         total = await ForumThread.count().where(*clauses)
         rows = (
             await ForumThread.select(*THREAD_COLUMNS)
@@ -215,7 +191,7 @@ class PostDocuments:
         return docs
 
     def all_pks(self) -> AsyncIterator[list[int]]:
-        return _ids(ForumPost, [ForumPost.deleted_at.is_null(), ForumPost.number > 1])
+        return fallback.id_batches(ForumPost, [ForumPost.deleted_at.is_null(), ForumPost.number > 1])
 
     async def db_search(
         self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
@@ -231,7 +207,7 @@ class PostDocuments:
         clauses: list[Any] = [*_live_post(), ForumPost.thread.category.is_in(allowed)]
         if locale:
             clauses.append(ForumPost.locale == locale)
-        clauses.extend(_text_clauses(query, ["forum_post.body_md"]))
+        clauses.extend(fallback.every_term(query, ["forum_post.body_md"]))
         total = await ForumPost.count().where(*clauses)
         rows = (
             await ForumPost.select(*POST_COLUMNS)

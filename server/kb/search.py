@@ -11,15 +11,13 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from piccolo.columns.combination import And, Or, WhereRaw
+from piccolo.columns.combination import And, Or
 
 from server.kb import queries
 from server.kb.tables import KbArticle, KbTranslation
 from server.policy import audience_for_visibility
-from server.search import registry
+from server.search import fallback, registry
 from server.search.registry import SearchDoc
-
-BATCH = 500
 
 _BLOCK_END = re.compile(r"</(?:p|li|h[1-6]|pre|blockquote|tr|th|td|table)>|<br\s*/?>|<hr\s*/?>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
@@ -105,14 +103,8 @@ class KbDocuments:
             docs[row["article_id"]].append(_doc(row))
         return docs
 
-    async def all_pks(self) -> AsyncIterator[list[int]]:
-        last = 0
-        while True:
-            rows = await KbArticle.select(KbArticle.id).where(KbArticle.id > last).order_by(KbArticle.id).limit(BATCH)
-            if not rows:
-                return
-            yield [row["id"] for row in rows]
-            last = rows[-1]["id"]
+    def all_pks(self) -> AsyncIterator[list[int]]:
+        return fallback.id_batches(KbArticle)
 
     async def db_search(
         self, query: str, audience: list[str] | None, locale: str | None, facets: dict[str, str], limit: int
@@ -131,14 +123,7 @@ class KbDocuments:
         if locale:
             clauses.append(KbTranslation.locale == locale)
         clauses.extend(_facet_clause(name, value) for name, value in facets.items())
-        for term in query.lower().split()[:10]:
-            pattern = f"%{queries.like_escape(term)}%"
-            clauses.append(
-                Or(
-                    WhereRaw("lower(kb_translation.title) LIKE {} ESCAPE '\\'", pattern),
-                    WhereRaw("lower(kb_translation.body_md) LIKE {} ESCAPE '\\'", pattern),
-                )
-            )
+        clauses.extend(fallback.every_term(query, ["kb_translation.title", "kb_translation.body_md"]))
         total = await KbTranslation.count().where(*clauses)
         rows = (
             await KbTranslation.select(*DOC_COLUMNS)

@@ -65,9 +65,9 @@ async def test_audience_follows_the_effective_visibility(editor: Actor, place: P
 
 
 async def test_all_pks_walks_every_article_in_batches(editor: Actor, place: Place, monkeypatch) -> None:  # noqa: ANN001
-    from server.kb import search
+    from server.search import fallback
 
-    monkeypatch.setattr(search, "BATCH", 2)
+    monkeypatch.setattr(fallback, "BATCH", 2)
     made = [await make_article(editor, place.section_id, f"Article {n}") for n in range(5)]
     batches = [batch async for batch in documents.all_pks()]
     assert [len(b) for b in batches] == [2, 2, 1]

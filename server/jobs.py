@@ -245,11 +245,12 @@ async def run_group(jobs: list[ClaimedJob]) -> bool:
     return True
 
 
-async def run_pending(worker_id: str = "inline", limit: int = 100) -> int:
+async def run_pending(worker_id: str = "inline", limit: int = 100, stop: asyncio.Event | None = None) -> int:
     """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run.
-    Jobs of a batch kind claimed together run as one group (e.g. one indexing call)."""
+    Jobs of a batch kind claimed together run as one group (e.g. one indexing call).
+    A set `stop` ends the drain after the current batch (a worker told to stop with a backlog)."""
     total = 0
-    while batch := await claim(worker_id, limit):
+    while not (stop is not None and stop.is_set()) and (batch := await claim(worker_id, limit)):
         groups: dict[str, list[ClaimedJob]] = {}
         for job in batch:
             if not await _renew_lease(job, worker_id):
@@ -286,9 +287,45 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def release_orphans() -> int:
+    """Jobs left running by a worker of this host whose process is gone (killed, crashed) get
+    an expired lease, so they are taken over now instead of after LEASE. Their attempt still
+    counts: a job that was on its last try is buried by the usual rule."""
+    host = socket.gethostname()
+    rows = await Job.select(Job.locked_by).where(Job.status == RUNNING).distinct()
+    dead = []
+    for row in rows:
+        owner_host, _, pid = row["locked_by"].rpartition(":")
+        if owner_host == host and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            dead.append(row["locked_by"])
+    if not dead:
+        return 0
+    released = (
+        await Job.update({Job.locked_at: now() - LEASE - timedelta(seconds=1)})
+        .where((Job.status == RUNNING) & Job.locked_by.is_in(dead))
+        .returning(Job.id)
+    )
+    log.info("released %d job(s) of stopped workers %s", len(released), ", ".join(dead))
+    return len(released)
+
+
 async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.25) -> None:
     worker_id = new_worker_id()
     log.info("worker %s started", worker_id)
+    try:
+        await release_orphans()
+    except Exception:
+        log.exception("could not release the jobs of stopped workers; they wait for their lease")
     last_beat = 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -296,7 +333,7 @@ async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.25) -> None:
             await beat(worker_id)
             last_beat = loop.time()
         try:
-            ran = await run_pending(worker_id)
+            ran = await run_pending(worker_id, stop=stop)
         except Exception:
             log.exception("worker loop error; continuing")
             ran = 0

@@ -4,6 +4,7 @@ many tries (and retried by an admin), reclaimed after a worker dies, never run t
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -239,6 +240,35 @@ async def test_job_of_a_dead_worker_is_claimed_again_after_the_lease() -> None:
     assert await jobs.run_one(claimed[0])
     assert (await job_by_key("orphaned"))["status"] == jobs.DONE
     assert (await job_by_key("busy"))["status"] == jobs.RUNNING
+
+
+async def test_jobs_of_a_stopped_worker_on_this_host_are_released_without_waiting_for_the_lease() -> None:
+    import socket
+    import sys
+
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # a real process id that no longer runs
+    host = socket.gethostname()
+    await jobs.enqueue("test.record", {}, key="of-the-dead")
+    await jobs.enqueue("test.record", {}, key="of-the-living")
+    await jobs.enqueue("test.record", {}, key="elsewhere")
+    await mark_running("of-the-dead", f"{host}:{gone.pid}", attempts=1, locked_ago=timedelta(seconds=1))
+    await mark_running("of-the-living", f"{host}:{os.getpid()}", attempts=1, locked_ago=timedelta(seconds=1))
+    await mark_running("elsewhere", f"another-host:{gone.pid}", attempts=1, locked_ago=timedelta(seconds=1))
+
+    assert await jobs.release_orphans() == 1
+    claimed = await jobs.claim("rescuer")
+    assert [job.idempotency_key for job in claimed] == ["of-the-dead"]
+    assert claimed[0].attempts == 2  # the interrupted try still counts
+
+
+async def test_a_worker_told_to_stop_claims_no_more_jobs() -> None:
+    for n in range(5):
+        await jobs.enqueue("test.record", {"n": n}, key=f"backlog-{n}")
+    stop = asyncio.Event()
+    stop.set()
+    assert await jobs.run_pending("stopping", limit=2, stop=stop) == 0
+    assert await jobs.run_pending("draining", limit=2) == 5
 
 
 async def test_jobs_taken_over_after_the_lease_are_not_run_again_by_their_first_worker() -> None:

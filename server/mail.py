@@ -55,10 +55,13 @@ def build_message(to: str, subject: str, text: str, key: str, headers: dict[str,
     return message
 
 
-async def send(message: EmailMessage) -> None:
+async def send(message: EmailMessage, *, sender: str | None = None, recipients: list[str] | None = None) -> None:
+    """Hand the message to SMTP_URL. `sender`/`recipients`: the envelope, when not the headers'."""
     parsed = urlparse(get_settings().smtp_url)
     await aiosmtplib.send(
         message,
+        sender=sender,
+        recipients=recipients,
         hostname=parsed.hostname or "127.0.0.1",
         port=parsed.port or 25,
         username=parsed.username or None,

@@ -22,13 +22,13 @@ from server import jobs, policy
 from server.accounts import links
 from server.accounts.auth import utcnow
 from server.accounts.tables import User
+from server.channels.email import outbound
 from server.db import atomic
 from server.desk import queries
 from server.desk.sla_tables import CsatRating
 from server.desk.tables import DeskGroup, Ticket
 from server.errors import Invalid, NotFound
 from server.i18n import _
-from server.mail import queue_mail
 from server.policy import Actor, ensure
 from server.settings import get_settings
 
@@ -155,9 +155,11 @@ async def ticket_solved(ticket_id: int) -> None:
 async def _mail(ticket: dict[str, Any], template: str, key: str) -> None:
     """The question, to the requester only, in their language: subject and links, nothing else."""
     ticket_id, requester = ticket["id"], ticket["requester"]
-    await queue_mail(
-        ticket["requester_email"],
+    await outbound.queue_ticket_mail(
+        ticket,
+        [outbound.Recipient(ticket["requester_email"], ticket["requester_locale"] or "en", ticket["requester_name"])],
         template,
+        key,
         {
             "ticket_id": ticket_id,
             "subject": ticket["subject"],
@@ -165,8 +167,6 @@ async def _mail(ticket: dict[str, Any], template: str, key: str) -> None:
             "bad_url": link(ticket_id, requester, "bad"),
             "days": WINDOW.days,
         },
-        locale=ticket["requester_locale"] or "en",
-        key=key,
     )
 
 

@@ -170,6 +170,28 @@ def cmd_mailsink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smtp(args: argparse.Namespace) -> int:
+    from server import features  # noqa: F401
+    from server.channels.email.smtp_listener import start_listener
+    from server.logging import configure_logging
+
+    configure_logging()
+    host, port = args.listen or _host_port(get_settings().smtp_listen)
+
+    async def main() -> None:
+        server = await start_listener(host, port)
+        print(f"kizuna: receiving inbound mail on smtp://{host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            await stop.wait()
+
+    _run(main)
+    return 0
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     from server import features  # noqa: F401
     from server.search.sync import reindex_all
@@ -263,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", type=_host_port, metavar="HOST:PORT", help="address to listen on (default: 127.0.0.1:1025)"
     )
     sink.set_defaults(fn=cmd_mailsink)
+
+    smtp = sub.add_parser("smtp", help="Run the inbound mail listener (SMTP) that turns mail into tickets.")
+    smtp.add_argument("--listen", type=_host_port, metavar="HOST:PORT", help="default: SMTP_LISTEN (127.0.0.1:2525)")
+    smtp.set_defaults(fn=cmd_smtp)
 
     sub.add_parser("search", help="Run the local Meilisearch (or wait, degraded, without one).").set_defaults(
         fn=cmd_search

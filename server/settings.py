@@ -21,11 +21,11 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
-def _load_secret_key(data_dir: Path) -> str:
-    """SECRET_KEY from the environment, else one generated once into DATA_DIR."""
-    if key := os.environ.get("SECRET_KEY", "").strip():
+def _load_secret_key(data_dir: Path, env_name: str = "SECRET_KEY", file_name: str = "secret_key") -> str:
+    """SECRET_KEY (or another secret) from the environment, else one generated once into DATA_DIR."""
+    if key := os.environ.get(env_name, "").strip():
         return key
-    path = data_dir / "secret_key"
+    path = data_dir / file_name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +58,10 @@ class Settings:
     session_days: int = 14
     secure_cookies: bool = False
     desk_auto_close_days: int = 4  # solved tickets close after this many days without a reply
+    smtp_listen: str = "127.0.0.1:2525"  # the inbound mail listener (`python -m server smtp`)
+    inbound_max_bytes: int = 25 * 1024 * 1024  # largest inbound email accepted (SMTP and HTTP)
+    inbound_secret: str = ""  # Bearer secret of POST /api/v1/inbound/email
+    chat_allowed_origins: str = "https:"  # CSP frame-ancestors of /chat (the widget's iframe)
 
     @property
     def is_postgres(self) -> bool:
@@ -90,6 +94,10 @@ def load_settings() -> Settings:
         base_url=base_url.rstrip("/"),
         secure_cookies=base_url.startswith("https://"),
         desk_auto_close_days=max(1, int(_env("DESK_AUTO_CLOSE_DAYS", "4"))),
+        smtp_listen=_env("SMTP_LISTEN", "127.0.0.1:2525"),
+        inbound_max_bytes=max(1024, int(_env("INBOUND_MAX_BYTES", str(25 * 1024 * 1024)))),
+        inbound_secret=_load_secret_key(data_dir, "INBOUND_EMAIL_SECRET", "inbound_email_secret"),
+        chat_allowed_origins=_env("CHAT_ALLOWED_ORIGINS", "https:"),
     )
 
 

@@ -75,6 +75,9 @@ def describe_event(event: dict[str, Any], field_names: dict[str, str] | None = N
         return [describe_breach(event)]
     if kind == "cc_added":
         return [_("%(email)s was copied on this ticket.", email=event.get("email", ""))]
+    if kind == "mail_bounced":  # server/channels/email/processing.py
+        email, reason = event.get("email", ""), event.get("reason", "")
+        return [_("Mail to %(email)s bounced: %(reason)s", email=email, reason=reason)]
     return [_("Updated.")]
 
 

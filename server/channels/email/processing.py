@@ -1,0 +1,552 @@
+"""Inbound mail, second step: the worker parses a stored message and acts on it.
+
+One transaction per message. Outcomes (the `inbound_mail` row's status and reason):
+
+- ignored: a duplicate (same bytes, or the same Message-ID from the same sender, already taken),
+  our own outbound mail coming back, an auto-reply or bulk mail. Nothing is created and nothing
+  is sent, so two systems can never answer each other forever.
+- done: a bounce (the failed addresses are recorded in `mail_bounce` and shown on the ticket the
+  bounced mail was about), a new ticket (the requester gets the usual acknowledgement), or a
+  reply on the ticket found by server/channels/email/mailthread.py (it reopens a solved or
+  pending ticket). Its Message-ID is recorded on the ticket (`mail_reference`, `in`).
+- quarantined: over a limit (size, recipients, header length) or without a usable From; an
+  admin may inspect, retry (which lets it past the limits) or delete it.
+- failed: processing raised. The message is kept; the error is logged and shown to admins,
+  who may retry it. A malformed message never stops the worker or the messages after it.
+
+Senders are found by their From address; an unknown address gets a customer account (no
+password, unverified: a password reset makes it usable). Mail carries no authentication here,
+so whoever the From names, the message counts as a customer's: an agent's address writing in
+opens or continues a ticket as a customer would, and is never posted as an agent's reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from server import jobs
+from server.accounts.auth import load_actor, utcnow
+from server.accounts.services import EMAIL_RE, normalise_email
+from server.accounts.tables import User, UserRole
+from server.accounts.usernames import unique_handle
+from server.channels.email import inbound, mailthread, tokens
+from server.channels.email.inbound_tables import InboundMail, MailBounce
+from server.channels.email.tables import MailReference
+from server.db import atomic, engine, is_postgres
+from server.desk import attachments, live, services
+from server.desk.attachments import Upload
+from server.desk.tables import Ticket, TicketLink, TicketMessage
+from server.errors import Invalid
+from server.policy import Actor
+
+if TYPE_CHECKING:  # parsing is imported where it is used: the app starts without parsing anything
+    from server.channels.email.parsing import ParsedMail
+
+log = logging.getLogger("kizuna.email.inbound")
+
+MAX_RECIPIENTS = 50
+MAX_HEADER_CHARS = 2_000
+MAX_PROCESS_ATTEMPTS = 5  # a message whose processing never finishes (it kills the worker) fails
+MAX_MARKDOWN_BYTES = 60_000  # under the renderer's 64 KiB
+# Never shown, often long: trace and signature headers are exempt from the header-length limit.
+_EXEMPT_HEADERS = frozenset(
+    {
+        "references",
+        "in-reply-to",
+        "received",
+        "dkim-signature",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+        "authentication-results",
+        "x-google-dkim-signature",
+        "x-ms-exchange-antispam-messagedata-0",
+        "x-ms-exchange-antispam-messagedata-chunkcount",
+        "x-microsoft-antispam-message-info",
+        "x-forefront-antispam-report",
+        "subject",
+    }
+)
+_FORWARD = re.compile(r"^\s*(?:fwd?|wg|tr|enc|転送|转发|轉寄)\s*[:：]", re.IGNORECASE)
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+NO_SUBJECT = "(no subject)"
+NO_TEXT = "(This email had no text.)"
+
+
+class Outcome(Exception):
+    """Stop processing with this status and reason (raised inside the transaction)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+# Text -----------------------------------------------------------------------------------------
+
+_INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~!])")
+_BLOCK_START = re.compile(r"^(\s{0,3})([#>+=\-]|\d{1,9}[.)])")
+
+
+def plain_to_markdown(text: str) -> str:
+    """Markdown that renders as the plain text it came from: Markdown syntax escaped, line
+    breaks kept (hard breaks), indentation not turned into code blocks."""
+    lines = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = line.rstrip().expandtabs(4)
+        stripped = line.lstrip(" ")
+        if len(line) - len(stripped) > 3:
+            line = stripped
+        line = _INLINE_SPECIAL.sub(r"\\\1", line)
+        line = _BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), line)
+        lines.append(line)
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        out.append(line + ("  " if line and following else ""))
+    return "\n".join(out).strip("\n")
+
+
+def _fit(markdown: str) -> str:
+    """Cut to what the renderer accepts, at a line end where possible."""
+    if len(markdown.encode("utf-8")) <= MAX_MARKDOWN_BYTES:
+        return markdown
+    cut = markdown.encode("utf-8")[:MAX_MARKDOWN_BYTES].decode("utf-8", "ignore")
+    cut = cut[: cut.rfind("\n")] if "\n" in cut[-2000:] else cut
+    return cut.rstrip(" \\") + "\n\n[…]"
+
+
+def body_markdown(parsed: ParsedMail, *, new_ticket: bool) -> str:
+    """The ticket message: the new text (quotes and signature removed), or for a new ticket
+    that forwards something, the whole text. The original stays viewable in full."""
+    text = parsed.new_text.strip()
+    if new_ticket and (not text or _FORWARD.match(parsed.subject or "")):
+        text = parsed.text.strip()
+    text = text or parsed.text.strip()
+    return _fit(plain_to_markdown(text)) if text else NO_TEXT
+
+
+def ticket_subject(subject: str) -> str:
+    subject = " ".join((subject or "").split())[:200].strip()
+    return subject or NO_SUBJECT
+
+
+# Checks ---------------------------------------------------------------------------------------
+
+
+def _is_own_outbound_id(message_id: str) -> bool:
+    return bool(message_id) and tokens.ticket_from_message_ids(message_id) is not None
+
+
+_HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
+
+
+def long_header(raw: bytes) -> tuple[str, int] | None:
+    """The first header (not exempt) whose unfolded value is over MAX_HEADER_CHARS, read from
+    the raw header block (the parser cuts values, so it cannot tell)."""
+    end = _HEADER_BLOCK_END.search(raw)
+    block = raw[: end.start() if end else len(raw)].decode("latin-1")
+    name, length = "", 0
+    for line in block.splitlines():
+        if line[:1] in (" ", "\t") and name:
+            length += len(line.strip()) + 1
+        else:
+            if name and name not in _EXEMPT_HEADERS and length > MAX_HEADER_CHARS:
+                return name, length
+            head, colon, value = line.partition(":")
+            name, length = (head.strip().lower(), len(value.strip())) if colon else ("", 0)
+    if name and name not in _EXEMPT_HEADERS and length > MAX_HEADER_CHARS:
+        return name, length
+    return None
+
+
+def _limit_problem(parsed: ParsedMail, raw: bytes, size: int) -> str | None:
+    if size > inbound.max_bytes():
+        return f"too large: {size} bytes, the limit is {inbound.max_bytes()}"
+    if parsed.recipient_count > MAX_RECIPIENTS:
+        return f"too many recipients: {parsed.recipient_count}, the limit is {MAX_RECIPIENTS}"
+    if found := long_header(raw):
+        return f"header too long: {found[0][:60]} has {found[1]} characters, the limit is {MAX_HEADER_CHARS}"
+    return None
+
+
+def _uploads(parsed: ParsedMail) -> tuple[list[Upload], list[str]]:
+    """The attachments the desk accepts (type, size, count) and the names of those left out."""
+    kept: list[Upload] = []
+    skipped: list[str] = []
+    for number, part in enumerate(parsed.attachments, start=1):
+        name = part.filename or ""
+        if not name:
+            subtype = (part.content_type or "").partition("/")[2].partition(";")[0].strip().lower()
+            name = f"{'image' if part.inline else 'attachment'}-{number}.{subtype or 'bin'}"
+            name = name.replace(".jpeg", ".jpg").replace(".plain", ".txt")
+        name = attachments.clean_filename(name)
+        upload = Upload(name, part.data)
+        try:
+            attachments.check([upload])
+        except Invalid:
+            skipped.append(name)
+            continue
+        if len(kept) >= attachments.MAX_FILES:
+            skipped.append(name)
+            continue
+        kept.append(upload)
+    return kept, skipped
+
+
+# Senders --------------------------------------------------------------------------------------
+
+
+def _sender_address(parsed: ParsedMail) -> str:
+    address = normalise_email(parsed.from_address or "")
+    if not address or len(address) > 254 or not EMAIL_RE.match(address):
+        return ""
+    return address
+
+
+async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
+    """The sender as a customer: their account (made when unknown), with no staff role and no
+    organisation admin rights, whatever the account holds."""
+    row = await User.select(User.id, User.is_active).where(User.email == address).first()
+    if row is None:
+        display = " ".join((name or "").split())[:80] or address.split("@", 1)[0][:80] or "customer"
+        moment = utcnow()
+        rows = await User.insert(
+            User(
+                email=address,
+                password_hash="",  # no password: nothing verifies against it; a reset sets one
+                display_name=display,
+                username=await unique_handle(address),
+                locale="ja" if _JAPANESE.search(sample_text) else "en",  # the acknowledgement's language
+                notification_prefs={"email": "immediate", "mentions": True, "ticket_updates": True},
+                email_verified_at=None,
+                created_at=moment,
+            )
+        ).returning(User.id)
+        user_id = rows[0]["id"]
+        await UserRole.insert(UserRole(user=user_id, role="customer"))
+        log.info("inbound mail: new customer account %s for %s", user_id, address)
+        locale = "ja" if _JAPANESE.search(sample_text) else "en"
+        return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
+    elif not row["is_active"]:
+        raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
+    else:
+        user_id = row["id"]
+    actor = await load_actor(user_id)
+    if actor is None:
+        raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
+    return dataclasses.replace(actor, roles=frozenset({"customer"}), admin_org_ids=frozenset())
+
+
+# Actions --------------------------------------------------------------------------------------
+
+
+async def _link_related(new_id: int, other_id: int) -> None:
+    low, high = sorted((new_id, other_id))
+    if await TicketLink.exists().where((TicketLink.source == low) & (TicketLink.target == high)):
+        return
+    await TicketLink.insert(TicketLink(source=low, target=high, created_at=utcnow()))
+    for one, two in ((new_id, other_id), (other_id, new_id)):
+        rows = await TicketMessage.insert(
+            TicketMessage(
+                ticket=one, author=None, kind="system", event={"event": "linked", "other": two}, created_at=utcnow()
+            )
+        ).returning(TicketMessage.id)
+        await live.message_added(one, rows[0]["id"])
+
+
+async def _record_bounce(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[int | None, str]:
+    """Mark the failed addresses as bouncing and tell the ticket the bounced mail was about."""
+    ticket_id = await mailthread.by_references(parsed.in_reply_to, parsed.references)
+    if ticket_id is None:  # the report quotes the bounced mail's headers: find our Message-ID there
+        ticket_id = tokens.ticket_from_message_ids(raw[: 512 * 1024].decode("latin-1"))
+    if ticket_id is not None and not await Ticket.exists().where(Ticket.id == ticket_id):
+        ticket_id = None
+    addresses = [normalise_email(a) for a in parsed.bounce_recipients if a and "@" in a][:20]
+    reason = " ".join((parsed.new_text or parsed.text or parsed.subject or "").split())[:500]
+    for address in addresses:
+        await MailBounce.insert(
+            MailBounce(address=address[:254], ticket=ticket_id, inbound=row["id"], reason=reason, created_at=utcnow())
+        )
+        if ticket_id is not None:
+            rows = await TicketMessage.insert(
+                TicketMessage(
+                    ticket=ticket_id,
+                    author=None,
+                    kind="system",
+                    event={"event": "mail_bounced", "email": address, "reason": reason[:200]},
+                    channel="email",
+                    created_at=utcnow(),
+                )
+            ).returning(TicketMessage.id)
+            await live.message_added(ticket_id, rows[0]["id"])
+    where = f" on ticket #{ticket_id}" if ticket_id is not None else " (no ticket found)"
+    return ticket_id, f"bounce for {', '.join(addresses) or 'an unknown address'}{where}"
+
+
+async def _is_duplicate(row: dict[str, Any], parsed: ParsedMail, sender: str) -> int | None:
+    same = InboundMail.sha256 == row["sha256"]
+    if parsed.message_id:
+        same = same | ((InboundMail.message_id == parsed.message_id) & (InboundMail.from_address == sender))
+    earlier = (
+        await InboundMail.select(InboundMail.id)
+        .where(same & (InboundMail.id != row["id"]) & InboundMail.status.is_in(["done", "ignored"]))
+        .order_by(InboundMail.id)
+        .first()
+    )
+    return earlier["id"] if earlier else None
+
+
+async def _serialise_on(key: str) -> None:
+    """PostgreSQL: one worker at a time per Message-ID (or content), so two copies of one
+    message processed at once by two workers still make one ticket message. SQLite's write
+    transactions are serial already."""
+    if is_postgres():
+        digest = hashlib.sha256(key.encode()).hexdigest()  # hex only: safe inside the statement
+        await engine().run_ddl(f"SELECT pg_advisory_xact_lock(hashtext('{digest}'))")
+
+
+async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str, str, int | None, int | None]:
+    """The message's outcome: (status, reason, ticket, ticket message)."""
+    release = row["retries"] > 0  # an admin retried it: the limits no longer apply
+    sender = _sender_address(parsed)
+    await _serialise_on(parsed.message_id or row["sha256"])
+    if (earlier := await _is_duplicate(row, parsed, sender)) is not None:
+        raise Outcome("ignored", f"duplicate of inbound message #{earlier}")
+    if _is_own_outbound_id(parsed.message_id) or (
+        parsed.message_id
+        and await MailReference.exists().where(
+            (MailReference.message_id == parsed.message_id) & (MailReference.direction == "out")
+        )
+    ):
+        raise Outcome("ignored", "our own outbound mail")
+    if sender and sender == tokens.support_address().lower():
+        raise Outcome("ignored", "sent from our own support address")
+    if parsed.kind == "bounce":
+        ticket_id, reason = await _record_bounce(row, parsed, raw)
+        return "done", reason, ticket_id, None
+    if parsed.kind in ("auto_reply", "bulk"):
+        raise Outcome("ignored", f"{parsed.kind.replace('_', '-')}: no ticket and no answer")
+    if not release and (problem := _limit_problem(parsed, raw, row["size_bytes"])):
+        raise Outcome("quarantined", problem)
+    if not sender:
+        raise Outcome("quarantined", "no usable From address")
+    if inbound.is_our_recipient(sender):
+        raise Outcome("ignored", "sent from one of our own support addresses")
+    actor = await _mail_actor(sender, parsed.from_name, f"{parsed.subject}\n{parsed.text[:2000]}")
+    assert actor.user_id is not None
+    match = await mailthread.find_ticket(
+        sender_id=actor.user_id,
+        subject=parsed.subject,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        recipients=[*parsed.to, *parsed.cc, *row["envelope_to"]],
+    )
+    uploads, skipped = _uploads(parsed)
+    note = f"; not attached: {', '.join(skipped)[:500]}" if skipped else ""
+    if len(parsed.subject or "") > 200:
+        note += f"; subject cut from {len(parsed.subject)} characters"
+    if match.ticket_id is not None:
+        body = body_markdown(parsed, new_ticket=False)
+        message_id = await services.add_reply(actor, match.ticket_id, body, uploads=uploads, channel="email")
+        return "done", f"reply on ticket #{match.ticket_id} (matched by {match.how}){note}", match.ticket_id, message_id
+    body = body_markdown(parsed, new_ticket=True)
+    ticket_id = await services.open_ticket(
+        actor,
+        ticket_subject(parsed.subject),
+        body,
+        channel="email",
+        channel_ref=parsed.message_id[:200],
+        uploads=uploads,
+    )
+    first = (
+        await TicketMessage.select(TicketMessage.id)
+        .where(TicketMessage.ticket == ticket_id)
+        .order_by(TicketMessage.id)
+        .first()
+    )
+    reason = f"new ticket #{ticket_id}"
+    if match.related_id is not None:
+        await _link_related(ticket_id, match.related_id)
+        reason += f", linked to #{match.related_id} (matched by {match.how}, but the sender is not on that ticket)"
+    return "done", reason + note, ticket_id, first["id"] if first else None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors of the database itself (locked, gone): the job retries, the message stays pending."""
+    if isinstance(exc, sqlite3.OperationalError | ConnectionError | OSError):
+        return True
+    try:
+        from asyncpg.exceptions import PostgresConnectionError, SerializationError, UniqueViolationError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, PostgresConnectionError | SerializationError | UniqueViolationError)
+
+
+async def _finish(
+    inbound_id: int, status: str, reason: str, ticket_id: int | None = None, message_id: int | None = None
+) -> None:
+    await InboundMail.update(
+        {
+            InboundMail.status: status,
+            InboundMail.reason: reason[:4000],
+            InboundMail.ticket: ticket_id,
+            InboundMail.ticket_message: message_id,
+            InboundMail.processed_at: utcnow(),
+        }
+    ).where(InboundMail.id == inbound_id)
+
+
+def _header_fields(parsed: ParsedMail) -> dict[Any, Any]:
+    return {
+        InboundMail.message_id: (parsed.message_id or "")[:998],
+        InboundMail.from_address: _sender_address(parsed),
+        InboundMail.subject: " ".join((parsed.subject or "").split())[:200],
+    }
+
+
+COMMIT_EVERY = 20  # messages per commit (each in its own savepoint); short, so intake is not held up
+
+
+@dataclasses.dataclass
+class _Prepared:
+    row: dict[str, Any]
+    raw: bytes = b""
+    parsed: ParsedMail | None = None
+    problem: str = ""  # why it cannot be processed (unreadable, too many tries)
+
+
+def _prepare(row: dict[str, Any]) -> _Prepared:
+    """Read and parse outside the transaction (CPU and disk only)."""
+    if row["attempts"] > MAX_PROCESS_ATTEMPTS:
+        return _Prepared(row, problem=f"processing never finished after {MAX_PROCESS_ATTEMPTS} tries")
+    try:
+        from server.channels.email.parsing import parse_mail
+
+        raw = inbound.read_raw(row["storage_key"])
+        return _Prepared(row, raw, parse_mail(raw))
+    except Exception as exc:
+        log.exception("inbound mail %s could not be read or parsed", row["id"])
+        return _Prepared(row, problem=f"unreadable: {type(exc).__name__}: {exc}")
+
+
+async def _handle(item: _Prepared) -> tuple[str, str]:
+    """One message inside the batch's transaction. Returns (status, reason)."""
+    row, parsed = item.row, item.parsed
+    fields = _header_fields(parsed) if parsed is not None else {}
+    claimed = (
+        await InboundMail.update({**fields, InboundMail.processed_at: utcnow()})
+        .where((InboundMail.id == row["id"]) & (InboundMail.status == "pending"))
+        .returning(InboundMail.id)
+    )
+    if not claimed:  # another worker finished it meanwhile
+        return "skipped", ""
+    if parsed is None:
+        await _finish(row["id"], "failed", item.problem)
+        return "failed", item.problem
+    try:
+        status, reason, ticket_id, message_id = await _act(row, parsed, item.raw)
+    except Outcome as outcome:
+        status, reason, ticket_id, message_id = outcome.status, outcome.reason, None, None
+    if status == "done" and message_id is not None and parsed.message_id and ticket_id is not None:
+        await MailReference.insert(
+            MailReference(
+                ticket=ticket_id,
+                ticket_message=message_id,
+                message_id=parsed.message_id[:998],
+                direction="in",
+                created_at=utcnow(),
+            )
+        )
+    await _finish(row["id"], status, reason, ticket_id, message_id)
+    return status, reason
+
+
+async def _handle_isolated(tx: Any, item: _Prepared) -> str:
+    """`_handle` in a savepoint: a message that raises is rolled back alone and marked failed;
+    the others of the batch commit. A database error (busy, gone) fails the whole batch, whose
+    messages stay pending for the job's retry."""
+    savepoint = await engine().current_transaction.get().savepoint()
+    callbacks = len(tx.callbacks)
+    try:
+        status, reason = await _handle(item)
+    except Exception as exc:
+        await savepoint.rollback_to()
+        del tx.callbacks[callbacks:]  # no realtime events for what was rolled back
+        if _transient(exc):
+            raise
+        log.exception("inbound mail %s failed", item.row["id"])
+        fields = _header_fields(item.parsed) if item.parsed is not None else {}
+        await InboundMail.update(fields or {InboundMail.reason: ""}).where(InboundMail.id == item.row["id"])
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        await _finish(item.row["id"], status, reason)
+    else:
+        await savepoint.release()
+    if status != "skipped":
+        level = logging.INFO if status in ("done", "ignored") else logging.WARNING
+        log.log(level, "inbound mail %s %s: %s", item.row["id"], status, reason)
+    return status
+
+
+async def process_many(ids: Sequence[int]) -> dict[int, str]:
+    """Process pending messages in arrival order, COMMIT_EVERY to a transaction; each counts a
+    try first (see MAX_PROCESS_ATTEMPTS). Returns {id: status} of those processed now."""
+    ordered = sorted(set(ids))
+    outcome: dict[int, str] = {}
+    if not ordered:
+        return outcome
+    async with atomic():
+        await InboundMail.update({InboundMail.attempts: InboundMail.attempts + 1}).where(
+            InboundMail.id.is_in(ordered) & (InboundMail.status == "pending")
+        )
+    for start in range(0, len(ordered), COMMIT_EVERY):
+        chunk = ordered[start : start + COMMIT_EVERY]
+        rows = (
+            await InboundMail.select()
+            .where(InboundMail.id.is_in(chunk) & (InboundMail.status == "pending"))
+            .order_by(InboundMail.id)
+            .output(load_json=True)
+        )
+        prepared = [_prepare(row) for row in rows]
+        async with atomic() as tx:
+            for item in prepared:
+                outcome[item.row["id"]] = await _handle_isolated(tx, item)
+    return outcome
+
+
+async def process(inbound_id: int) -> str:
+    """Process one stored message (a no-op unless it is pending). Returns its status."""
+    done = await process_many([inbound_id])
+    if inbound_id in done:
+        return done[inbound_id]
+    row = await InboundMail.select(InboundMail.status).where(InboundMail.id == inbound_id).first()
+    return row["status"] if row else "missing"
+
+
+@jobs.batch_handler(inbound.JOB_KIND)
+async def _process_jobs(batch: list[jobs.ClaimedJob]) -> None:
+    await process_many([int(job.payload["id"]) for job in batch if str(job.payload.get("id", "")).isdigit()])
+
+
+@jobs.handler(inbound.SWEEP_KIND)
+async def _sweep(job: jobs.ClaimedJob) -> None:
+    """Pick up messages still pending well after they arrived: their job belonged to a worker
+    that died (its lease has not run out yet). Processing is guarded, so a message whose job
+    is merely late is never processed twice."""
+    cutoff = utcnow() - inbound.SWEEP_AFTER
+    rows = (
+        await InboundMail.select(InboundMail.id)
+        .where((InboundMail.status == "pending") & (InboundMail.received_at < cutoff))
+        .order_by(InboundMail.id)
+        .limit(500)
+    )
+    await process_many([r["id"] for r in rows])
+    if len(rows) == 500 or await InboundMail.exists().where(InboundMail.status == "pending"):
+        async with atomic():
+            await inbound.enqueue_sweep()

@@ -55,6 +55,7 @@ from server.i18n import _
 from server.mail import queue_mail
 from server.policy import Actor, ensure
 from server.settings import get_settings
+from server.webhooks import services as webhooks
 
 log = logging.getLogger("kizuna.desk.sla")
 
@@ -437,6 +438,7 @@ async def escalate_if_breached(ticket_id: int, target: str, due_epoch: int, *, n
                 lead = None
         event: dict[str, Any] = {"event": "sla_breached", "target": target, "due_at": due.isoformat()}
         await services._insert_message(ticket_id, None, "system", event=event, moment=moment)
+        await webhooks.emit("sla.breached", ticket_id=ticket_id, target=target, due_at=due.isoformat())
         if applied and applied["notify_lead"] and lead:
             await queue_mail(
                 lead["email"],

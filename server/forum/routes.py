@@ -19,6 +19,7 @@ from markupsafe import Markup
 from server import notifications, policy, ratelimit
 from server.accounts.auth import CurrentActor, load_actor
 from server.accounts.tables import User
+from server.channels.forum_ticket import services as forum_ticket
 from server.errors import Invalid, NotFound
 from server.forum import cache, live, queries, services, views
 from server.forum.tables import REACTIONS
@@ -283,6 +284,7 @@ async def thread_page(
         "last_event_id": event_id,
         "views": thread["view_count"] + views.pending(thread["id"]),
         "subscription": {"target_kind": "thread", "target_id": thread["id"], "level": level},
+        "ticket_panel": await forum_ticket.thread_panel(actor, thread["id"]),  # agents: tickets made from it
     }
     return page(request, "forum/thread.html", context)
 

@@ -39,6 +39,7 @@ from server.kb.fields import slugify
 from server.markdown import render
 from server.policy import Actor, ensure, ensure_signed_in
 from server.search.sync import enqueue_sync
+from server.webhooks import services as webhooks
 
 MIN_TITLE_CHARS = 8
 MAX_TITLE_CHARS = 200
@@ -217,6 +218,7 @@ async def create_thread(actor: Actor, data: NewThread, *, at: datetime | None = 
             ForumCategory.id == category["id"]
         )
         await enqueue_sync("thread", thread_id)
+        await webhooks.emit("post.created", post_id=post_id)
         await _activity(
             "thread.created",
             actor,
@@ -283,6 +285,7 @@ async def create_reply(
         post_id = rows[0]["id"]
         await enqueue_sync("post", post_id)
         await realtime.publish(tx, f"thread:{thread_id}", "post.created", {"thread_id": thread_id, "post_id": post_id})
+        await webhooks.emit("post.created", post_id=post_id)
         await _activity(
             "post.created",
             actor,

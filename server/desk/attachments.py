@@ -8,6 +8,7 @@ so an uploaded file can never run as a page of this site.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -43,6 +44,28 @@ ALLOWED_TYPES = {
     "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "mp4": "video/mp4",
 }
+
+
+# Write errors that mean "no room": a full disk, a full quota, or a file-size limit.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class StorageFull(Invalid):
+    """The attachments could not be written for lack of space. Nothing of them was kept; the
+    routes answer 507 Insufficient Storage with the form and this message on its `attachments`
+    field (an Invalid subclass, so every form that shows field errors shows it)."""
+
+    status_code = 507
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "attachments": _(
+                    "The attachments could not be saved because the server's storage is full. "
+                    "Nothing was sent. Try again later, or send your message without attachments."
+                )
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -113,14 +136,25 @@ def path_for(storage_key: str) -> Path:
 
 
 def store(upload: Upload) -> Stored:
-    """Write the file (before the database row: an orphan file is harmless, a row without one is not)."""
+    """Write the file (before the database row: an orphan file is harmless, a row without one is
+    not): to a temporary name, synced, then renamed, so a file under its key is always whole.
+    On any failure the temporary file is removed; lack of space raises StorageFull."""
     key = secrets.token_hex(20)
     path = path_for(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
-    with tmp.open("wb") as handle:
-        handle.write(upload.data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as handle:
+            handle.write(upload.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.errno in NO_ROOM:
+            raise StorageFull from exc
+        raise
     name = clean_filename(upload.filename)
     return Stored(
         filename=name,

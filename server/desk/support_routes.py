@@ -79,7 +79,8 @@ async def create_ticket(request: Request[Any, Any, Any], actor: CurrentActor) ->
         errors = exc.errors if isinstance(exc, Invalid) else too_large_error()
         context = await _form_context(actor, values, visit or deflection.new_visit(actor))
         context["errors"] = errors
-        return page(request, "support/new.html", context, status_code=413 if isinstance(exc, MarkdownTooLarge) else 422)
+        code = 413 if isinstance(exc, MarkdownTooLarge) else getattr(exc, "status_code", 422)  # 507: disk full
+        return page(request, "support/new.html", context, status_code=code)
     if visit:
         with contextlib.suppress(Invalid):  # an expired or foreign visit token does not stop the ticket
             await deflection.record(actor, "submitted", visit, ticket_id=ticket_id)
@@ -192,9 +193,8 @@ async def reply(request: Request[Any, Any, Any], actor: CurrentActor, ticket_id:
     except (Invalid, MarkdownTooLarge) as exc:
         context = await _ticket_context(actor, ticket_id)
         context.update(errors=exc.errors if isinstance(exc, Invalid) else too_large_error(), values=values)
-        return page(
-            request, "support/ticket.html", context, status_code=413 if isinstance(exc, MarkdownTooLarge) else 422
-        )
+        code = 413 if isinstance(exc, MarkdownTooLarge) else getattr(exc, "status_code", 422)  # 507: disk full
+        return page(request, "support/ticket.html", context, status_code=code)
     flash(request, _("Your reply was sent."), "success")
     return redirect(f"/support/tickets/{ticket_id}#latest")
 

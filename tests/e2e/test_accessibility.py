@@ -16,7 +16,7 @@ from server.seed import DEMO_PASSWORD
 from server.settings import ROOT
 from tests.conftest import empty_all_tables
 from tests.e2e.axe import fetch_axe
-from tests.e2e.conftest import CHROMIUM_ARGS, LiveServer, _unavailable
+from tests.e2e.conftest import LiveServer, _unavailable, launched
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data]
 
@@ -36,6 +36,7 @@ ANONYMOUS_PAGES = [
     "/community/c/getting-started",
     "{thread}",
     "/community/tags/api",
+    "/chat",
 ]
 CUSTOMER_PAGES = [
     "/profile",
@@ -49,6 +50,7 @@ CUSTOMER_PAGES = [
     "/support/new",
     "/support/tickets",
     "{my_ticket}",
+    "/chat",
 ]
 ORG_ADMIN_PAGES = ["{organisation}"]
 AGENT_PAGES = [
@@ -59,6 +61,7 @@ AGENT_PAGES = [
     "/desk?view=unassigned",
     "{desk_ticket}",
     "/desk/search?q=export",
+    "/desk/chats",
 ]
 ADMIN_PAGES = [
     "/admin",
@@ -100,14 +103,8 @@ async def seeded(live_server: LiveServer) -> None:
 
 @pytest.fixture
 def browser(chromium: Path) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched(chromium) as browser:
+        yield browser
 
 
 def _context(browser: object, locale: str):  # noqa: ANN202 - a Playwright BrowserContext

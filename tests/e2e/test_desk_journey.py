@@ -1,27 +1,23 @@
 """The support journey in real browsers: a customer types a question on the web form, sees a
 help article suggested, sends the request anyway; an agent (another browser context) opens it
-in the desk and replies; the reply appears on the customer's page without a reload.
+in the desk and replies, solving it; the reply appears on the customer's page without a reload;
+the customer rates the answer (good, with a comment) in the portal and the agent sees it.
 
-A screenshot is taken at every step; they are kept (and their folder printed) only when the
-test fails."""
+Each step is a screenshot (`step`); they are kept in test-results/ only when the test fails."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.policy import Actor
-from tests.e2e.conftest import BrowserPage, ConsoleProblems, LiveServer
+from tests.e2e.conftest import BrowserPage, ConsoleProblems, LiveServer, step
 from tests.factories import PASSWORD, make_user
 from tests.kb.factories import make_article, make_category, make_section
 
@@ -49,29 +45,6 @@ async def scene() -> Scene:
     return Scene(customer, agent)
 
 
-class Shots:
-    """Numbered screenshots of the journey, in a folder kept only if the test fails."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.count = 0
-        self.failed = False
-
-    def take(self, page: Any, name: str) -> None:
-        self.count += 1
-        page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Shots]:
-    folder = tmp_path / "desk-journey-screenshots"
-    folder.mkdir()
-    taken = Shots(folder)
-    yield taken
-    if not taken.failed:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _searchable(base_url: str, query: str) -> bool:
     url = f"{base_url}/api/v1/search?" + urllib.parse.urlencode({"q": query, "types": "kb"})
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our http URL
@@ -88,12 +61,11 @@ def _sign_in(page: Any, base_url: str, email: str) -> None:
     page.wait_for_url(f"{base_url}/")
 
 
-def test_customer_asks_and_sees_the_agents_reply_live(
+def test_customer_asks_sees_the_agents_reply_live_and_rates_it(
     scene: Scene,  # first: its database work runs before the browser's own event loop starts
     meili_server: str,
     live_server: LiveServer,
     browser_page: BrowserPage,
-    shots: Shots,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -101,63 +73,76 @@ def test_customer_asks_and_sees_the_agents_reply_live(
     deadline = time.monotonic() + 60
     while not _searchable(base, "forgotten password"):  # the live worker indexes the article
         assert time.monotonic() < deadline, f"the article never became searchable\n{live_server.log_tails()}"
-        time.sleep(0.5)
+        time.sleep(0.3)
 
     customer = browser_page.page
+    # Left open on purpose: on failure the artifact hook screenshots every page still open.
     agent_context = customer.context.browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})  # type: ignore[union-attr]
     agent = agent_context.new_page()
     agent.set_default_timeout(15_000)
     agent_problems = ConsoleProblems()
     agent.on("console", agent_problems.on_console)
     agent.on("pageerror", agent_problems.on_page_error)
-    try:
-        # 1. The customer types a question; a matching article is suggested while typing.
-        _sign_in(customer, base, scene.customer.email)
-        customer.goto(f"{base}/support/new")
-        customer.get_by_label("Subject").press_sequentially("Forgotten password", delay=30)
-        suggestion = customer.locator("#support-suggestions a[data-deflection-doc]", has_text=ARTICLE)
-        expect(suggestion).to_be_visible(timeout=10_000)
-        assert customer.url == f"{base}/support/new"  # suggestions came without leaving the form
-        shots.take(customer, "suggestion")
 
-        # 2. ...and sends the request anyway.
-        customer.get_by_label("How can we help?").fill("The reset mail never arrives. What now?")
-        customer.get_by_role("button", name="Send request").click()
-        customer.wait_for_url(f"{base}/support/tickets/*")
-        ticket_id = int(customer.url.rsplit("/", 1)[1].split("#")[0])
-        expect(customer.locator(f"#conversation-{ticket_id}")).to_contain_text("The reset mail never arrives")
-        customer.evaluate("window.kzJourneyMarker = 'still the same page'")
-        customer.wait_for_timeout(1000)  # let the page's socket connect
-        shots.take(customer, "request-sent")
+    # 1. The customer types a question; a matching article is suggested while typing.
+    _sign_in(customer, base, scene.customer.email)
+    customer.goto(f"{base}/support/new")
+    customer.get_by_label("Subject").press_sequentially("Forgotten password", delay=30)
+    suggestion = customer.locator("#support-suggestions a[data-deflection-doc]", has_text=ARTICLE)
+    expect(suggestion).to_be_visible(timeout=10_000)
+    assert customer.url == f"{base}/support/new"  # suggestions came without leaving the form
+    step(customer, "customer-suggestion")
 
-        # 3. An agent finds it in the desk and replies.
-        _sign_in(agent, base, scene.agent.email)
-        agent.goto(f"{base}/desk?view=unassigned")
-        link = agent.locator("#desk-list a[data-desk-link]", has_text="Forgotten password")
-        expect(link).to_be_visible()
-        shots.take(agent, "desk-list")
-        link.click()
-        agent.wait_for_url(f"{base}/desk/tickets/{ticket_id}")
-        agent.locator("#f-body").fill("Hi Casey, check your spam folder; I have sent a fresh link.")
-        shots.take(agent, "agent-reply")
-        agent.get_by_role("button", name="Send", exact=True).click()
-        expect(agent.locator(".notice-success")).to_contain_text("Reply sent.")
+    # 2. ...and sends the request anyway.
+    customer.get_by_label("How can we help?").fill("The reset mail never arrives. What now?")
+    customer.get_by_role("button", name="Send request").click()
+    customer.wait_for_url(f"{base}/support/tickets/*")
+    ticket_id = int(customer.url.rsplit("/", 1)[1].split("#")[0])
+    expect(customer.locator(f"#conversation-{ticket_id}")).to_contain_text("The reset mail never arrives")
+    customer.evaluate("window.kzJourneyMarker = 'still the same page'")
+    customer.wait_for_timeout(1000)  # let the page's socket connect
+    step(customer, "customer-request-sent")
 
-        # 4. The reply appears on the customer's page, without a reload.
-        conversation = customer.locator(f"#conversation-{ticket_id} .ticket-message-public")
-        expect(conversation).to_have_count(2, timeout=10_000)
-        expect(conversation.nth(1)).to_contain_text("check your spam folder")
-        expect(customer.locator(f"#ticket-status-{ticket_id}")).to_contain_text("Open")
-        assert customer.evaluate("window.kzJourneyMarker") == "still the same page"
-        shots.take(customer, "reply-arrived")
-        assert browser_page.problems.messages == [], browser_page.problems.messages
-        assert agent_problems.messages == [], agent_problems.messages
-    except Exception:
-        shots.failed = True
-        for page, name in ((customer, "failure-customer"), (agent, "failure-agent")):
-            with contextlib.suppress(Exception):  # the page may be gone; the test's own error is what matters
-                shots.take(page, name)
-        print(f"\ndesk journey screenshots: {shots.folder}\nlive server logs:\n{live_server.log_tails()}")
-        raise
-    finally:
-        agent_context.close()
+    # 3. An agent finds it in the desk and replies, submitting it as solved.
+    _sign_in(agent, base, scene.agent.email)
+    agent.goto(f"{base}/desk?view=unassigned")
+    link = agent.locator("#desk-list a[data-desk-link]", has_text="Forgotten password")
+    expect(link).to_be_visible()
+    step(agent, "agent-desk-list")
+    link.click()
+    agent.wait_for_url(f"{base}/desk/tickets/{ticket_id}")
+    agent.locator("#f-body").fill("Hi Casey, check your spam folder; I have sent a fresh link.")
+    agent.get_by_label("Submit as").select_option("solved")
+    step(agent, "agent-reply")
+    agent.get_by_role("button", name="Send", exact=True).click()
+    expect(agent.locator(".notice-success")).to_contain_text("Reply sent.")
+
+    # 4. The reply and the new status appear on the customer's page, without a reload.
+    conversation = customer.locator(f"#conversation-{ticket_id} .ticket-message-public")
+    expect(conversation).to_have_count(2, timeout=10_000)
+    expect(conversation.nth(1)).to_contain_text("check your spam folder")
+    expect(customer.locator(f"#ticket-status-{ticket_id}")).to_contain_text("Solved")
+    assert customer.evaluate("window.kzJourneyMarker") == "still the same page"
+    step(customer, "customer-reply-arrived")
+
+    # 5. The customer rates the answer on the ticket page: good, with a comment.
+    customer.reload()
+    rating = customer.locator("#csat")
+    expect(rating.get_by_role("heading", name="How did we do?")).to_be_visible()
+    rating.get_by_label("Good, I'm satisfied").check()
+    rating.get_by_label("Comment (optional)").fill("The fresh link worked, thank you!")
+    step(customer, "customer-rating")
+    rating.get_by_role("button", name="Send my rating").click()
+    expect(customer.get_by_role("status").filter(has_text="Thank you for your rating.")).to_be_visible()
+    expect(rating.locator(".csat-badge")).to_have_text("Good")
+    expect(rating.locator(".csat-comment")).to_have_text("The fresh link worked, thank you!")
+    step(customer, "customer-rated")
+
+    # 6. The agent sees the rating among the satisfaction report's comments.
+    agent.goto(f"{base}/desk/reports/csat")
+    rated = agent.locator("main li", has=agent.locator(f"a[href='/desk/tickets/{ticket_id}']"))
+    expect(rated.locator(".csat-badge")).to_have_text("Good")
+    expect(rated.locator(".csat-comment")).to_have_text("The fresh link worked, thank you!")
+    step(agent, "agent-sees-rating")
+    assert browser_page.problems.messages == [], browser_page.problems.messages
+    assert agent_problems.messages == [], agent_problems.messages

@@ -29,12 +29,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check server tests bench
 
 # Each scenario prints its figures beside their targets; BENCH_ARGS go to the search scenario
-# (e.g. BENCH_ARGS="--corpus large" for the 100,000-document index).
+# (e.g. BENCH_ARGS="--corpus large" for the 100,000-document index). The desk scenario defaults to
+# SQLite with 100,000 tickets; DESK_BENCH_ARGS="--db postgres --size large" for 1,000,000 tickets.
 bench: $(STAMP)
 	$(BIN)/python -m server fetch-meili
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.forum
 	$(BIN)/python -m bench.realtime
+	$(BIN)/python -m bench.desk $(DESK_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -30,10 +30,11 @@ SEARCH_QUERY = "timeline"
 # wrk prints what we need as one JSON line at the end (its own summary has no p95).
 REPORT_LUA = """
 done = function(summary, latency, requests)
-  io.write(string.format('BENCH {"rps": %f, "p50": %f, "p95": %f, "p99": %f, "errors": %d}\\n',
+  io.write(string.format('BENCH {"rps": %f, "p50": %f, "p95": %f, "p99": %f, "errors": %d, "requests": %d}\\n',
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
     latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout,
+    summary.requests))
 end
 """
 
@@ -45,6 +46,7 @@ class Figure:
     p95: float
     p99: float
     errors: int
+    requests: int = 0  # answered within the run
 
 
 def _wrk(url: str, connections: int, seconds: int, script: Path) -> Figure:

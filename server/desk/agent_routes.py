@@ -30,11 +30,12 @@ def _agent(actor: Actor) -> None:
 
 async def nav_context(actor: Actor) -> dict[str, Any]:
     """What templates/desk/_views_nav.html needs: the built-in views and the saved ones, counted."""
-    return {
-        "counts": await queries.view_counts(actor),
-        "views": view_names(),
-        "saved_views": await saved_views.nav_entries(actor),
-    }
+    async with queries.page_reads():
+        return {
+            "counts": await queries.view_counts(actor),
+            "views": view_names(),
+            "saved_views": await saved_views.nav_entries(actor),
+        }
 
 
 def _partial(request: Request[Any, Any, Any]) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from piccolo.columns.combination import And, Or
 
 from server import policy
+from server.db import engine
 from server.desk.tables import (
     UNSOLVED,
     DeskField,
@@ -58,6 +59,12 @@ VIEWS = ("mine", "unassigned", "groups", "pending", "sla", "solved", "all")
 # "due": the next SLA due time (server/desk/sla.py); tickets without a running SLA clock are left out.
 SORTS = {"updated": Ticket.updated_at, "created": Ticket.created_at, "due": Ticket.sla_due_at}
 PAGE_SIZE = 25
+
+
+def page_reads() -> Any:
+    """`async with page_reads():` runs a page's reads on one connection, as one snapshot (on
+    SQLite each query outside a transaction opens a connection of its own). Reads only."""
+    return engine().transaction()
 
 
 async def get_ticket(ticket_id: int) -> dict[str, Any] | None:
@@ -240,8 +247,26 @@ def view_clause(actor: Actor, view: str) -> Any:
     return unsolved
 
 
+# Counts in the desk's navigation stop at this many: counting a million-ticket view on every page
+# view would cost more than the page. Shown as "999+" (templates: `desk_count`).
+COUNT_CAP = 1000
+
+
+async def capped_count(clauses: list[Any]) -> int:
+    """How many tickets match, counted up to COUNT_CAP (one index range of at most that many)."""
+    query = Ticket.select(Ticket.id)
+    if clauses:
+        query = query.where(*clauses)
+    rows = await Ticket.raw("SELECT COUNT(*) AS n FROM ({}) AS capped", query.limit(COUNT_CAP).querystrings[0])
+    return int(rows[0]["n"])
+
+
+def count_label(count: int) -> str:
+    return f"{COUNT_CAP - 1}+" if count >= COUNT_CAP else str(count)
+
+
 async def view_counts(actor: Actor) -> dict[str, int]:
-    return {view: await Ticket.count().where(view_clause(actor, view)) for view in VIEWS}
+    return {view: await capped_count([view_clause(actor, view)]) for view in VIEWS}
 
 
 def encode_cursor(moment: datetime, ticket_id: int) -> str:
@@ -281,16 +306,21 @@ async def list_tickets(
             clauses.append(Or(column < moment, And(column == moment, Ticket.id < last_id)))
         else:
             clauses.append(Or(column > moment, And(column == moment, Ticket.id > last_id)))
-    rows = (
-        await Ticket.select(*columns)
+    # The page's ids first (one index range, no joins), then their rows with the joined names:
+    # joining before the LIMIT would join every matching ticket, and plans the bigger query.
+    keys = (
+        await Ticket.select(Ticket.id)
         .where(*clauses)
         .order_by(column, ascending=not descending)
         .order_by(Ticket.id, ascending=not descending)
         .limit(limit + 1)
-        .output(load_json=True)
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    ids = [r["id"] for r in keys]
+    more = len(ids) > limit
+    ids = ids[:limit]
+    found = await Ticket.select(*columns).where(Ticket.id.is_in(ids)).output(load_json=True) if ids else []
+    by_id = {r["id"]: r for r in found}
+    rows = [by_id[i] for i in ids if i in by_id]
     key = column._meta.name
     next_cursor = encode_cursor(rows[-1][key], rows[-1]["id"]) if more and rows else ""
     return rows, next_cursor
@@ -315,3 +345,13 @@ async def portal_tickets(actor: Actor, scope: str, page_no: int, per_page: int =
         .offset((page_no - 1) * per_page)
     )
     return rows[:per_page], len(rows) > per_page
+
+
+def _install_template_helpers() -> None:
+    """`desk_count(n)` for the navigation's view counts ("999+" past the cap)."""
+    from server.templating import environment
+
+    environment().globals["desk_count"] = count_label
+
+
+_install_template_helpers()

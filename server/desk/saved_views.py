@@ -167,9 +167,8 @@ async def list_spec(actor: Actor, spec: ViewSpec, cursor: str = "") -> tuple[lis
 
 
 async def count_spec(actor: Actor, spec: ViewSpec) -> int:
-    clauses = spec_clauses(actor, spec)
-    query = Ticket.count()
-    return await (query.where(*clauses) if clauses else query)
+    """Capped like the built-in views' counts (queries.COUNT_CAP)."""
+    return await queries.capped_count(spec_clauses(actor, spec))
 
 
 # Reading ----------------------------------------------------------------------------------------

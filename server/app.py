@@ -21,6 +21,12 @@ from server.accounts.auth import ActorMiddleware, current_actor
 from server.accounts.routes import api_router as accounts_api_router
 from server.accounts.routes import router as accounts_router
 from server.admin.routes import router as admin_router
+from server.channels.chat.routes import router as chat_router
+from server.channels.chat.visitor import ChatVisitorMiddleware
+from server.channels.email.inbound_routes import api_router as email_inbound_api_router
+from server.channels.email.inbound_routes import router as email_inbound_router
+from server.channels.email.quarantine_routes import router as email_quarantine_router
+from server.channels.forum_ticket.routes import router as forum_ticket_router
 from server.db import engine
 from server.desk.admin_routes import router as desk_admin_router
 from server.desk.agent_routes import router as desk_agent_router
@@ -55,6 +61,7 @@ from server.web.flash import write_flash_cookie
 from server.web.middleware import RequestContextMiddleware, add_response_headers
 from server.web.pages import ops_router
 from server.web.pages import router as pages_router
+from server.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("kizuna")
 
@@ -108,11 +115,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             forum_admin_router,
             forum_api_router,
             notifications_router,
+            webhooks_router,
+            forum_ticket_router,
+            chat_router,
+            email_inbound_api_router,
+            email_inbound_router,
+            email_quarantine_router,
             live_socket,
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         dependencies={"actor": Provide(current_actor, sync_to_thread=False)},
-        middleware=[RequestContextMiddleware, ActorMiddleware, UnreadCountMiddleware],
+        middleware=[RequestContextMiddleware, ActorMiddleware, ChatVisitorMiddleware, UnreadCountMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="kz_csrf",

@@ -11,7 +11,11 @@ from server.accounts.tables import (
     User,
     UserRole,
 )
+from server.channels.chat.tables import ChatAgent, ChatMessage, ChatSession
+from server.channels.email.inbound_tables import InboundMail, MailBounce
+from server.channels.email.outbound_tables import MailDelivery
 from server.channels.email.tables import MailReference
+from server.channels.forum_ticket.tables import ForumTicketLink, ForumTicketReply
 from server.desk.agent_tables import DeskSavedView, DeskTicketViewer
 from server.desk.sla_tables import CsatRating, SlaCalendar, SlaPolicy, TicketSla
 from server.desk.tables import (
@@ -44,6 +48,7 @@ from server.notifications.tables import Notification, NotificationSubscription
 from server.realtime.tables import RealtimeEvent
 from server.search.tables import SearchClick, SearchQueryLog, SearchSetting
 from server.settings import ROOT
+from server.webhooks.tables import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 APP_CONFIG = AppConfig(
     app_name="server",
@@ -97,6 +102,17 @@ APP_CONFIG = AppConfig(
         NotificationSubscription,
         Notification,
         RealtimeEvent,
+        WebhookEndpoint,
+        WebhookEvent,
+        WebhookDelivery,
+        ForumTicketLink,
+        ForumTicketReply,
+        MailDelivery,
+        InboundMail,
+        MailBounce,
+        ChatSession,
+        ChatMessage,
+        ChatAgent,
     ],
     migration_dependencies=[],
     commands=[],

@@ -394,3 +394,97 @@ def can_subscribe(actor: Actor, can_read_target: bool) -> bool:
 def user_channel_group(actor: Actor, user_id: int) -> str | None:
     """The `user:{id}` realtime channel (the bell) is for that same user alone."""
     return "self" if actor.is_authenticated and actor.user_id == user_id else None
+
+
+# Channels: webhooks and forum-to-ticket ------------------------------------------------------
+# Webhook endpoints (their URLs, secrets and delivery logs) are admin settings. Agents turn a
+# forum thread or post into a ticket and post their public replies back to the thread (where the
+# forum's own rules, locked threads and category permissions, still apply). Only staff learn that
+# a thread became a ticket: the public thread shows nothing of it.
+
+
+def can_manage_webhooks(actor: Actor) -> bool:
+    return actor.is_admin
+
+
+def can_convert_forum_to_ticket(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+def can_see_forum_ticket_links(actor: Actor) -> bool:
+    return actor.is_agent
+
+
+def can_post_ticket_reply_to_forum(actor: Actor, message_author_id: int | None) -> bool:
+    """An agent posts their own public reply, under their own name."""
+    return actor.is_agent and message_author_id is not None and message_author_id == actor.user_id
+
+
+# Email channel: outbound mail -----------------------------------------------------------------
+
+
+def can_see_mail_delivery(actor: Actor) -> bool:
+    """Per-recipient delivery state of ticket mail (addresses, SMTP errors): agents only, so a
+    customer never learns who else is copied on a ticket or why their mail bounced."""
+    return can_work_tickets(actor)
+
+
+# Channels: inbound email -----------------------------------------------------------------------
+# The email channel's settings and its quarantine are admins'. The original of an emailed ticket
+# message (headers, quoted history) is shown to agents, and to its own author when they may see
+# the ticket; never to other customers on the ticket (the headers name other recipients).
+
+
+def can_administer_email_channel(actor: Actor) -> bool:
+    return actor.is_admin
+
+
+def can_view_original_mail(actor: Actor, ticket_visible: bool, author_id: int | None) -> bool:
+    if actor.is_agent:
+        return True
+    return actor.is_authenticated and ticket_visible and author_id is not None and author_id == actor.user_id
+
+
+# Channels: live chat --------------------------------------------------------------------------
+# A chat session is seen by agents, by its requester when signed in, and by the anonymous visitor
+# whose signed chat cookie names it (`visitor_session_id`). Customers write on the customer side;
+# only the agent who took the chat writes on the agent side. The `chat:{id}` channel carries the
+# customer-visible conversation to both groups (internal notes live on the ticket, never here).
+
+
+def can_see_chat(actor: Actor, requester_id: int, session_id: int, visitor_session_id: int | None) -> bool:
+    if actor.is_agent:
+        return True
+    if actor.is_authenticated and actor.user_id == requester_id:
+        return True
+    return visitor_session_id is not None and visitor_session_id == session_id
+
+
+def can_start_chat(actor: Actor) -> bool:
+    """Customers, signed in or not; staff answer chats instead of starting them."""
+    return not actor.is_agent
+
+
+def can_write_chat_as_customer(
+    actor: Actor, requester_id: int, session_id: int, visitor_session_id: int | None
+) -> bool:
+    return not actor.is_agent and can_see_chat(actor, requester_id, session_id, visitor_session_id)
+
+
+def can_answer_chats(actor: Actor) -> bool:
+    """Availability, the queue, taking a chat."""
+    return actor.is_agent
+
+
+def can_write_chat_as_agent(actor: Actor, assigned_agent_id: int | None) -> bool:
+    return actor.is_agent and assigned_agent_id is not None and assigned_agent_id == actor.user_id
+
+
+def chat_channel_group(actor: Actor, requester_id: int, session_id: int, visitor_session_id: int | None) -> str | None:
+    if actor.is_agent:
+        return "agent"
+    return "customer" if can_see_chat(actor, requester_id, session_id, visitor_session_id) else None
+
+
+def chat_queue_channel_group(actor: Actor) -> str | None:
+    return "agent" if can_answer_chats(actor) else None

@@ -267,6 +267,31 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/support/csat/{ticket_id:int}"): EVERYONE,
     ("POST", "/support/tickets/{ticket_id:int}/csat"): "login ok hidden deny deny hidden deny",  # empty: 422
     ("GET", "/desk/reports/csat"): AGENTS,
+    # Webhooks (admins): {endpoint_id} an endpoint with one logged delivery {delivery_id}; delete gets its own
+    ("GET", "/admin/webhooks"): ADMINS,
+    ("GET", "/admin/webhooks/new"): ADMINS,
+    ("POST", "/admin/webhooks/new"): ADMINS,  # empty form: 422
+    ("GET", "/admin/webhooks/{endpoint_id:int}"): ADMINS,
+    ("POST", "/admin/webhooks/{endpoint_id:int}"): ADMINS,  # empty form: 422
+    ("POST", "/admin/webhooks/{endpoint_id:int}/secret"): ADMINS,
+    ("POST", "/admin/webhooks/{endpoint_id:int}/test"): ADMINS,
+    ("POST", "/admin/webhooks/{endpoint_id:int}/deliveries/{delivery_id:int}/redeliver"): ADMINS,
+    ("POST", "/admin/webhooks/{endpoint_id:int}/delete"): ADMINS,
+    # Forum to ticket (agents; moderators are not agents): the staff-only thread and its reply;
+    # posting back needs a forum ticket ({ticket_id} came from the web form: 422)
+    ("POST", "/community/t/{thread_id:int}/ticket"): AGENTS,
+    ("POST", "/community/posts/{post_id:int}/ticket"): AGENTS,
+    ("POST", "/desk/tickets/{ticket_id:int}/forum-reply"): AGENTS,
+    # Inbound email: the endpoint takes the channel secret, never a user's token (401 for all);
+    # {message_id} is `customer`'s emailed reply on {ticket_id}: its original is the author's and
+    # agents' ({inbound_id} a quarantined message; delete gets its own)
+    ("POST", "/api/v1/inbound/email"): "login login login login login login login",
+    ("GET", "/desk/tickets/{ticket_id:int}/messages/{message_id:int}/mail"): AGENTS,
+    ("GET", "/support/tickets/{ticket_id:int}/messages/{message_id:int}/mail"): "login ok hidden deny ok hidden ok",
+    ("GET", "/admin/channels/email"): ADMINS,
+    ("GET", "/admin/channels/email/{inbound_id:int}"): ADMINS,
+    ("POST", "/admin/channels/email/{inbound_id:int}/retry"): ADMINS,
+    ("POST", "/admin/channels/email/{inbound_id:int}/delete"): ADMINS,
     # Notifications: one's own list, settings and subscriptions; {notification_id} is `customer`'s
     ("GET", "/notifications"): SIGNED_IN,
     ("POST", "/notifications/{notification_id:int}/read"): TOKEN_OWNER,
@@ -277,6 +302,27 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/notifications/subscriptions"): SIGNED_IN,  # nothing to follow: 422
     ("GET", "/notifications/unsubscribe"): EVERYONE,  # signed links, no sign-in; no token: 400
     ("POST", "/notifications/unsubscribe"): EVERYONE,
+    # Live chat: {chat_id} is `customer`'s chat (signed in). The hosted page and its forms are
+    # everyone's (agents answer from the desk instead of starting chats); a chat is its requester's
+    # (or its anonymous visitor's, by cookie: tests/channels/chat) and agents'. The agent takes it
+    # (listed first) before answering and ending it.
+    ("GET", "/chat"): EVERYONE,
+    ("GET", "/chat/suggest"): EVERYONE,
+    ("POST", "/chat/start"): "ok ok ok ok deny ok deny",  # empty form: 422
+    ("POST", "/chat/offline"): "ok ok ok ok deny ok deny",  # empty form: 422
+    ("GET", "/desk/chats"): AGENTS,
+    ("POST", "/desk/chats/availability"): AGENTS,  # empty form: 422
+    ("POST", "/desk/chats/heartbeat"): AGENTS,
+    ("GET", "/desk/chats/{chat_id:int}"): AGENTS,
+    ("POST", "/desk/chats/{chat_id:int}/take"): AGENTS,
+    ("POST", "/desk/chats/{chat_id:int}/messages"): AGENTS,  # empty: 422
+    ("POST", "/desk/chats/{chat_id:int}/typing"): AGENTS,
+    ("POST", "/desk/chats/{chat_id:int}/seen"): AGENTS,  # no message named: 422
+    ("POST", "/desk/chats/{chat_id:int}/end"): AGENTS,
+    ("GET", "/chat/s/{chat_id:int}"): "hidden ok hidden hidden ok hidden ok",  # agents: to the console
+    ("POST", "/chat/s/{chat_id:int}/messages"): "hidden ok hidden hidden deny hidden deny",  # empty: 422
+    ("POST", "/chat/s/{chat_id:int}/typing"): "hidden ok hidden hidden ok hidden ok",
+    ("POST", "/chat/s/{chat_id:int}/end"): "hidden ok hidden hidden ok hidden ok",
     # Realtime: the one websocket; every channel is authorised (probed with `customer`'s own channel)
     ("WEBSOCKET", "/live"): "deny ok deny deny deny deny deny",
 }
@@ -285,6 +331,8 @@ MATRIX: dict[tuple[str, str], str] = {
 CHANNELS: dict[str, str] = {
     "ticket:{ticket_id}": "deny ok deny ok ok deny ok",  # as TICKET_READERS; agents hear internal notes
     "desk:0": "deny deny deny deny ok deny ok",  # the queue: agents
+    "chat:{chat_id}": "deny ok deny deny ok deny ok",  # the requester (or its visitor's cookie) and agents
+    "chatq:0": "deny deny deny deny ok deny ok",  # the chat queue: agents
 }
 
 # Framework-served routes, classified by prefix; one real request stands for each prefix.
@@ -351,6 +399,8 @@ PARAM_OVERRIDES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/desk/macros/{macro_id:int}/delete"): {"macro_id": "doomed_macro_id"},
     ("POST", "/admin/desk/sla/calendars/{calendar_id:int}/delete"): {"calendar_id": "doomed_calendar_id"},
     ("POST", "/admin/desk/sla/policies/{policy_id:int}/delete"): {"policy_id": "doomed_policy_id"},
+    ("POST", "/admin/channels/email/{inbound_id:int}/delete"): {"inbound_id": "doomed_inbound_id"},
+    ("POST", "/admin/webhooks/{endpoint_id:int}/delete"): {"endpoint_id": "doomed_endpoint_id"},
 }
 
 # Query strings for GETs: the search routes look for the staff-only articles.
@@ -467,7 +517,10 @@ async def _build_world(role: str, mailbox: Mailbox) -> World:
             **await _staff_only_help_center(),
             **await _staff_only_forum(),
             **await _desk_world(customer),
+            **await _chat_world(customer),
             **await _sla_world(),
+            **await _inbound_mail_world(customer),
+            **await _webhook_world(),
         },
         customer_email=customer.email,
         bystander_email=bystander.email,
@@ -541,6 +594,13 @@ async def _desk_world(customer: Actor) -> dict[str, str]:
     }
 
 
+async def _chat_world(customer: Actor) -> dict[str, str]:
+    """A chat `customer` started (waiting for an agent)."""
+    from server.channels.chat import services as chat
+
+    return {"chat_id": str(await chat.start_chat(customer, "A chat from the matrix"))}
+
+
 async def _sla_world() -> dict[str, str]:
     """Business-hours calendars and SLA policies for the SLA admin pages."""
     from server.desk import sla
@@ -555,6 +615,46 @@ async def _sla_world() -> dict[str, str]:
         "doomed_calendar_id": str(doomed_calendar_id),
         "policy_id": str(await sla.save_policy(admin, None, {"name": "Matrix", "priority": "low", **targets})),
         "doomed_policy_id": str(await sla.save_policy(admin, None, {"name": "Doomed", "priority": "high", **targets})),
+    }
+
+
+async def _webhook_world() -> dict[str, str]:
+    """An endpoint (unreachable: nothing is delivered here) with one logged delivery, and another to delete."""
+    from server.webhooks import services as webhooks
+    from server.webhooks.tables import WebhookDelivery, WebhookEvent
+
+    admin = Actor(roles=frozenset({"admin"}))
+    address, events = "http://127.0.0.1:9/matrix", ["ticket.created"]
+    endpoint_id, _secret = await webhooks.save_endpoint(admin, None, address, events, True)
+    doomed_id, _secret = await webhooks.save_endpoint(admin, None, address, events, True)
+    uid = await webhooks.send_test(admin, endpoint_id)
+    event = await WebhookEvent.select(WebhookEvent.id).where(WebhookEvent.uid == uid).first()
+    row = WebhookDelivery(endpoint=endpoint_id, event=event["id"], outcome="failed", created_at=jobs.now())
+    delivery = (await WebhookDelivery.insert(row).returning(WebhookDelivery.id))[0]["id"]
+    return {"endpoint_id": str(endpoint_id), "doomed_endpoint_id": str(doomed_id), "delivery_id": str(delivery)}
+
+
+async def _inbound_mail_world(customer: Actor) -> dict[str, str]:
+    """`customer` answers their ticket by mail (threaded by our Message-ID), and two messages
+    without a From wait in quarantine."""
+    from server.channels.email import inbound, processing, tokens
+    from server.desk.tables import Ticket
+
+    ticket = await Ticket.select(Ticket.id).where(Ticket.subject == "Printer on fire").first()
+    reply = (
+        f"From: {customer.email}\r\nTo: {tokens.support_address()}\r\nSubject: Re: Printer\r\n"
+        f"In-Reply-To: {tokens.message_id(ticket['id'], 'matrix')}\r\n\r\nStill smoking.\r\n"
+    ).encode()
+    replied = await inbound.store_raw(reply, source="http")
+    quarantined = await inbound.store_raw(b"Subject: no sender\r\n\r\nText.\r\n", source="http")
+    doomed = await inbound.store_raw(b"Subject: no sender either\r\n\r\nText.\r\n", source="http")
+    await processing.process_many([replied, quarantined, doomed])
+    row = await inbound.InboundMail.select().where(inbound.InboundMail.id == replied).first()
+    assert row["ticket"] == ticket["id"] and row["ticket_message"], row["reason"]
+    return {
+        "message_id": str(row["ticket_message"]),
+        "inbound_id": str(quarantined),
+        "doomed_inbound_id": str(doomed),
     }
 
 

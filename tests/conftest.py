@@ -147,6 +147,20 @@ async def mailbox(smtp_sink: Path) -> Mailbox:
     return Mailbox(smtp_sink)
 
 
+async def fresh_indexes(names: tuple[str, ...] | None = None, *, create: bool = True) -> None:
+    """Drop the named search indexes (all registered ones by default) and, with `create`, make
+    them again, empty, with the settings from code: Meilisearch outlives each test's database."""
+    from server.search import registry
+    from server.search.engine import client, ensure_index
+
+    meili = client()
+    for name in names or tuple(registry.names()):
+        task = await meili.index(name).delete()
+        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
+        if create:
+            await ensure_index(registry.get(name))
+
+
 @pytest.fixture(scope="session")
 def meili_server() -> Iterator[str]:
     """A real Meilisearch process (the pinned binary `make test` fetched, or one on PATH)."""

@@ -12,11 +12,9 @@ import pytest
 from server import jobs
 from server.desk import services
 from server.desk.search import documents
-from server.search import registry
-from server.search.engine import client, ensure_index
 from server.search.query import search
 from server.search.sync import wait_until_idle
-from tests.conftest import csrf_token, make_client
+from tests.conftest import csrf_token, fresh_indexes, make_client
 from tests.desk.conftest import People
 from tests.desk.factories import make_ticket
 from tests.factories import login
@@ -28,11 +26,7 @@ NOTE_WORD = "Quokkafraud"
 @pytest.fixture
 async def indexes(meili_server: str) -> AsyncIterator[None]:
     """Every registered index empty (Meilisearch outlives each test's database)."""
-    meili = client()
-    for name in registry.names():
-        task = await meili.index(name).delete()
-        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
-        await ensure_index(registry.get(name))
+    await fresh_indexes()
     yield
 
 

@@ -17,6 +17,7 @@ from server.i18n import load_catalog
 from server.mailsink import list_captured
 from server.search.sync import SYNC_KIND, wait_until_idle
 from server.settings import ROOT
+from tests.conftest import fresh_indexes
 from tests.e2e.conftest import BrowserPage, LiveServer, step
 from tests.factories import make_user
 from tests.kb.factories import make_article, make_category, make_section, translate
@@ -62,7 +63,9 @@ def demo_article(name: str, locale: str) -> tuple[str, str]:
 @pytest.fixture
 async def help_center(meili_server: str, live_server: LiveServer) -> None:
     """Three demo articles in English and Japanese (the invoice ones for signed-in visitors only),
-    made through the services and indexed by the live worker before the journey starts."""
+    made through the services and indexed by the live worker before the journey starts
+    (into empty indexes: earlier modules' documents would show as look-alike hits)."""
+    await fresh_indexes()
     editor = await make_user("agent", name="Edith Editor", email="edith.signup@example.test")
     billing = await make_section(
         editor, await make_category(editor, "account-billing", visibility="signed_in"), "invoices"

@@ -9,9 +9,9 @@ from server.forum import services
 from server.forum.search import posts, threads
 from server.policy import ANONYMOUS, Actor
 from server.search import registry
-from server.search.engine import client
 from server.search.query import search
-from server.search.sync import ensure_index, wait_until_idle
+from server.search.sync import wait_until_idle
+from tests.conftest import fresh_indexes
 from tests.factories import make_user
 from tests.forum.factories import make_category, make_thread, reply
 
@@ -56,11 +56,7 @@ async def test_sql_fallback_respects_audience(asker: Actor, qa_category: int) ->
 
 @pytest.fixture
 async def forum_index(meili_server: str) -> None:
-    meili = client()
-    for name in ("thread", "post"):
-        task = await meili.index(name).delete()
-        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
-        await ensure_index(registry.get(name))
+    await fresh_indexes(("thread", "post"))
 
 
 async def test_federated_search_finds_threads_and_replies_by_audience(

@@ -13,30 +13,20 @@ import pytest
 from server import jobs
 from server.forum import services
 from server.policy import ANONYMOUS, Actor
-from server.search import registry
-from server.search.engine import client as meili_client
 from server.search.query import search
-from server.search.sync import ensure_index, wait_until_idle
+from server.search.sync import wait_until_idle
+from tests.conftest import fresh_indexes
 from tests.factories import make_user
 from tests.forum.factories import ADMIN, make_category, make_thread, reply
-
-
-async def _drop_forum_indexes() -> None:
-    meili = meili_client()
-    for name in ("thread", "post"):
-        task = await meili.index(name).delete()
-        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
 
 
 @pytest.fixture
 async def forum_index(meili_server: str) -> AsyncIterator[None]:
     """Fresh forum indexes, dropped afterwards: later tests that expect the database fallback
     (no forum index yet) must not meet this test's documents."""
-    await _drop_forum_indexes()
-    for name in ("thread", "post"):
-        await ensure_index(registry.get(name))
+    await fresh_indexes(("thread", "post"))
     yield
-    await _drop_forum_indexes()
+    await fresh_indexes(("thread", "post"), create=False)
 
 
 async def test_audience_change_reaches_the_real_index(forum_index: None, asker: Actor, helper: Actor) -> None:

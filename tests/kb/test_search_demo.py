@@ -9,10 +9,9 @@ import pytest
 from server import jobs
 from server.kb.demo_loader import AUTHOR_EMAIL, load_demo_help_center
 from server.policy import ANONYMOUS, Actor
-from server.search.engine import client
 from server.search.query import SearchResult, search
-from server.search.registry import get
-from server.search.sync import ensure_index, wait_until_idle
+from server.search.sync import wait_until_idle
+from tests.conftest import fresh_indexes
 from tests.factories import make_user
 
 CUSTOMER = Actor(user_id=10_001, roles=frozenset({"customer"}))
@@ -21,10 +20,7 @@ AGENT = Actor(user_id=10_002, roles=frozenset({"customer", "agent"}))
 
 @pytest.fixture
 async def demo_index(meili_server: str) -> None:
-    meili = client()
-    task = await meili.index("kb").delete()
-    await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
-    await ensure_index(get("kb"))
+    await fresh_indexes(("kb",))
     await make_user("admin", email=AUTHOR_EMAIL, name="Rina Okafor")
     await load_demo_help_center()
     await jobs.run_pending("test")

@@ -9,8 +9,8 @@ import pytest
 
 from server import jobs
 from server.search import registry
-from server.search.engine import client, ensure_index
 from server.search.registry import SearchDoc
+from tests.conftest import fresh_indexes
 
 
 class NoteType:
@@ -77,11 +77,7 @@ def notes() -> Iterator[NoteType]:
 async def note_index(meili_server: str, notes: NoteType) -> AsyncIterator[NoteType]:
     """A fresh, empty `note` index with the settings from code, and every other registered index
     empty too (Meilisearch outlives each test's database), so searches across types see only notes."""
-    meili = client()
-    for name in registry.names():
-        task = await meili.index(name).delete()
-        await meili.wait_for_task(task.task_uid, timeout_in_ms=30_000)
-        await ensure_index(registry.get(name))
+    await fresh_indexes()
     yield notes
 
 

@@ -17,8 +17,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server import i18n
 from server.accounts.tables import ApiToken, Membership, Session, User, UserRole
+from server.db import engine
 from server.policy import ANONYMOUS, Actor
 from server.settings import get_settings
+from server.shortcache import ShortCache
 
 SESSION_COOKIE = "kz_session"
 LOCALE_COOKIE = "kz_locale"
@@ -82,35 +84,59 @@ async def load_actors(user_ids: list[int]) -> dict[int, Actor]:
     }
 
 
+# A session's actor, per process, for up to two seconds: every signed-in page needs it, and
+# rebuilding it costs a transaction and four queries. Keyed by the token's hash. Whatever changes
+# an actor (sign-out, roles, activation, memberships, profile, verification) calls
+# `forget_actors()` in the services once it commits, so this process sees it at once; another
+# web process may still use a revoked session or old roles for up to `ttl_seconds`.
+SESSION_ACTORS = ShortCache(ttl_seconds=2.0, max_entries=4096)
+
+
+def forget_actors() -> None:
+    SESSION_ACTORS.clear()
+
+
+async def _load_session(token_hash: str) -> tuple[dict[str, Any] | None, Actor | None]:
+    # The reads share one connection (on SQLite each query outside a transaction opens its own).
+    async with engine().transaction():
+        row = (
+            await Session.select(Session.id, Session.user, Session.last_seen_at, Session.expires_at)
+            .where(Session.token_hash == token_hash)
+            .first()
+        )
+        actor = await load_actor(row["user"]) if row is not None else None
+    return row, actor
+
+
 async def actor_from_session(token: str) -> Actor | None:
-    row = (
-        await Session.select(Session.id, Session.user, Session.last_seen_at, Session.expires_at)
-        .where(Session.token_hash == hash_token(token))
-        .first()
-    )
+    token_hash = hash_token(token)
+    row, actor = await SESSION_ACTORS.cached(token_hash, lambda: _load_session(token_hash))
     moment = utcnow()
     if row is None or row["expires_at"] <= moment:
         return None
     if moment - row["last_seen_at"] > TOUCH_EVERY:
         lifetime = timedelta(days=get_settings().session_days)
+        row["last_seen_at"] = moment  # the cached row too: one touch, not one per cached hit
         await Session.update({Session.last_seen_at: moment, Session.expires_at: moment + lifetime}).where(
             Session.id == row["id"]
         )
-    return await load_actor(row["user"])
+    return actor
 
 
 async def actor_from_bearer(token: str) -> Actor | None:
-    row = (
-        await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at)
-        .where((ApiToken.token_hash == hash_token(token)) & ApiToken.revoked_at.is_null())
-        .first()
-    )
+    async with engine().transaction():  # one connection for the reads, as for sessions
+        row = (
+            await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at)
+            .where((ApiToken.token_hash == hash_token(token)) & ApiToken.revoked_at.is_null())
+            .first()
+        )
+        actor = await load_actor(row["user"]) if row is not None else None
     if row is None:
         return None
     moment = utcnow()
     if row["last_used_at"] is None or moment - row["last_used_at"] > timedelta(minutes=1):
         await ApiToken.update({ApiToken.last_used_at: moment}).where(ApiToken.id == row["id"])
-    return await load_actor(row["user"])
+    return actor
 
 
 def _bearer(scope: Scope) -> str | None:

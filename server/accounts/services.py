@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 
 from server import mail, policy
 from server.accounts import links
-from server.accounts.auth import hash_token, new_token, utcnow
+from server.accounts.auth import forget_actors, hash_token, new_token, utcnow
 from server.accounts.passwords import (
     MAX_LENGTH,
     MIN_LENGTH,
@@ -163,6 +163,7 @@ async def verify_email(token: str) -> int:
         await User.update({User.email_verified_at: utcnow()}).where(
             (User.id == user_id) & User.email_verified_at.is_null()
         )
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
     return user_id
 
 
@@ -205,6 +206,7 @@ async def reset_password(token: str, password: str) -> int:
         await ApiToken.update({ApiToken.revoked_at: utcnow()}).where(
             (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
         )  # tokens minted with the old password stop working too
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
     return user_id
 
 
@@ -252,6 +254,7 @@ async def start_session(user_id: int, *, ip: str, user_agent: str, replaces: str
 async def end_session(token: str) -> None:
     async with atomic():
         await Session.delete().where(Session.token_hash == hash_token(token))
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 # Profile and API tokens -------------------------------------------------------------------
@@ -289,12 +292,14 @@ async def update_profile(
                 User.notification_prefs: prefs,
             }
         ).where(User.id == actor.user_id)
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 async def set_locale(actor: Actor, locale: str) -> None:
     if actor.is_authenticated and locale in LOCALES:
         async with atomic():
             await User.update({User.locale: locale}).where(User.id == actor.user_id)
+        forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 async def create_api_token(actor: Actor, name: str) -> str:
@@ -396,6 +401,7 @@ async def admin_set_roles(actor: Actor, user_id: int, roles: list[str]) -> None:
         await UserRole.delete().where(UserRole.user == user_id)
         for role in sorted(wanted):
             await UserRole.insert(UserRole(user=user_id, role=role))
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 async def admin_set_active(actor: Actor, user_id: int, active: bool) -> None:
@@ -411,6 +417,7 @@ async def admin_set_active(actor: Actor, user_id: int, active: bool) -> None:
             await ApiToken.update({ApiToken.revoked_at: utcnow()}).where(
                 (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
             )
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 def _check_org(name: str, slug: str, size: str, plan: str, industry: str) -> dict[str, str]:
@@ -471,9 +478,11 @@ async def add_member(actor: Actor, org_id: int, email: str, is_org_admin: bool) 
             await Membership.update({Membership.is_org_admin: is_org_admin}).where(Membership.id == existing["id"])
         else:
             await Membership.insert(Membership(user=user["id"], organisation=org_id, is_org_admin=is_org_admin))
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 async def remove_member(actor: Actor, org_id: int, user_id: int) -> None:
     ensure(policy.can_manage_organisation_members(actor, org_id))
     async with atomic():
         await Membership.delete().where((Membership.user == user_id) & (Membership.organisation == org_id))
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s

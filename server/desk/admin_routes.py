@@ -88,6 +88,7 @@ async def _save_group(request: Request[Any, Any, Any], actor: Actor, group_id: i
         group = {"id": group_id} if group_id else None
         return await _group_form(request, group, values, errors=exc.errors)
     flash(request, _("Group saved."), "success")
+    queries.clear_reference_cache()  # the desk pages show the change at once
     return redirect("/admin/desk")
 
 
@@ -110,6 +111,7 @@ async def delete_group(request: Request[Any, Any, Any], actor: CurrentActor, gro
     _admin(actor)
     await services.delete_group(actor, group_id)
     flash(request, _("Group deleted."), "success")
+    queries.clear_reference_cache()  # the desk pages show the change at once
     return redirect("/admin/desk")
 
 
@@ -155,6 +157,7 @@ async def _save_field(request: Request[Any, Any, Any], actor: Actor, field_id: i
         values.update(customer_editable=data["customer_editable"], active=data["active"])
         return await _field_form(request, field_id, values, errors=exc.errors)
     flash(request, _("Field saved."), "success")
+    queries.clear_reference_cache()  # the desk pages show the change at once
     return redirect("/admin/desk")
 
 
@@ -238,6 +241,7 @@ async def _save_macro(request: Request[Any, Any, Any], actor: Actor, macro_id: i
         values.update(internal=checked(values, "internal"), active=checked(values, "active"))
         return await _macro_form(request, macro_id, values, errors=exc.errors)
     flash(request, _("Macro saved."), "success")
+    queries.clear_reference_cache()  # the desk pages show the change at once
     return redirect("/admin/desk")
 
 
@@ -260,6 +264,7 @@ async def delete_macro(request: Request[Any, Any, Any], actor: CurrentActor, mac
     _admin(actor)
     await services.delete_macro(actor, macro_id)
     flash(request, _("Macro deleted."), "success")
+    queries.clear_reference_cache()  # the desk pages show the change at once
     return redirect("/admin/desk")
 
 

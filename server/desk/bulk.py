@@ -47,8 +47,8 @@ async def form_context() -> dict[str, Any]:
     """What templates/desk/_bulk_form.html needs."""
     return {
         "bulk_actions": action_labels(),
-        "bulk_agents": await queries.agents(),
-        "bulk_macros": await queries.macros(),
+        "bulk_agents": await queries.cached_agents(),
+        "bulk_macros": await queries.cached_macros(),
         "bulk_statuses": STATUSES,
     }
 

@@ -301,12 +301,13 @@ async def newest_message_id(ticket_id: int) -> int:
     return row["id"] if row else 0
 
 
-async def page_context(ticket_id: int, last_event_id: int) -> dict[str, Any]:
-    """What the agent's ticket page needs for its live parts."""
+async def page_context(ticket_id: int, last_event_id: int, newest_id: int | None = None) -> dict[str, Any]:
+    """What the agent's ticket page needs for its live parts. `newest_id`: the newest message id
+    when the caller has just read the whole conversation (every kind) in the same snapshot."""
     return {
         "last_event_id": last_event_id,
         "viewers": await viewers(ticket_id),
-        "seen_message_id": await newest_message_id(ticket_id),
+        "seen_message_id": newest_id if newest_id is not None else await newest_message_id(ticket_id),
     }
 
 

@@ -12,6 +12,8 @@ from litestar.response import Redirect, Template
 
 from server import policy
 from server.accounts.auth import CurrentActor
+from server.channels.email import outbound
+from server.channels.forum_ticket import services as forum_ticket
 from server.desk import attachments, bulk, csat, fields, live, queries, saved_views, services, sla
 from server.desk.support_routes import too_large_error
 from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES, TicketFollower
@@ -69,21 +71,22 @@ async def desk_home(
     if view == "sla" and "sort" not in request.query_params:
         sort = "due"  # the SLA view lists what is due first
     sort = sort if sort in sort_names() else "-updated"
-    rows, next_cursor = await queries.list_view(actor, view, sort=sort, cursor=after[:40])
-    context = {
-        "view": view,
-        "sort": sort,
-        "after": after,
-        "tickets": rows,
-        "next_url": "/desk?" + urlencode({"view": view, "sort": sort, "after": next_cursor}) if next_cursor else "",
-        "counts": await queries.view_counts(actor),
-        "views": view_names(),
-        "saved_views": await saved_views.nav_entries(actor),
-        **await bulk.form_context(),
-        "sorts": sort_names(),
-        "statuses": fields.status_labels(),
-        "priorities": fields.priority_labels(),
-    }
+    async with queries.page_reads():
+        rows, next_cursor = await queries.list_view(actor, view, sort=sort, cursor=after[:40])
+        context = {
+            "view": view,
+            "sort": sort,
+            "after": after,
+            "tickets": rows,
+            "next_url": "/desk?" + urlencode({"view": view, "sort": sort, "after": next_cursor}) if next_cursor else "",
+            "counts": await queries.view_counts(actor),
+            "views": view_names(),
+            "saved_views": await saved_views.nav_entries(actor),
+            **await bulk.form_context(),
+            "sorts": sort_names(),
+            "statuses": fields.status_labels(),
+            "priorities": fields.priority_labels(),
+        }
     partial = getattr(request, "htmx", False) and request.headers.get("hx-target") == "desk-list"
     return page(request, "desk/_list.html" if partial else "desk/home.html", context)
 
@@ -106,9 +109,14 @@ async def desk_search(request: Request[Any, Any, Any], actor: CurrentActor, q: F
 
 
 async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
+    async with queries.page_reads():
+        return await _read_ticket_context(actor, ticket_id)
+
+
+async def _read_ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
     last_event_id = await live.last_event_id()  # before the data: the page's socket replays what follows
     ticket = await queries.access_ticket(actor, ticket_id)
-    definitions = await queries.field_definitions()
+    definitions = await queries.cached_field_definitions()
     values = await queries.field_values(ticket_id)
     locale = get_locale()
     followers = await TicketFollower.select(
@@ -116,9 +124,13 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         TicketFollower.user.display_name.as_alias("name"),
         TicketFollower.user.email.as_alias("email"),
     ).where(TicketFollower.ticket == ticket_id)
+    messages = await queries.conversation(actor, ticket_id)
+    # Agents read every kind of message, so the newest one is in the conversation just read.
+    every_kind = queries.visible_kinds(actor) == ("public", "internal", "system")
+    newest_id = max((m["id"] for m in messages), default=0) if every_kind else None
     return {
         "ticket": ticket,
-        "messages": await queries.conversation(actor, ticket_id),
+        "messages": messages,
         "statuses": fields.status_labels(),
         "priorities": fields.priority_labels(),
         "types": fields.type_labels(),
@@ -126,24 +138,26 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         "status_choices": STATUSES,
         "priority_choices": PRIORITIES,
         "type_choices": TICKET_TYPES,
-        "groups": await queries.groups(),
-        "agents": await queries.agents(),
+        "groups": await queries.cached_groups(),
+        "agents": await queries.cached_agents(),
         "custom_fields": definitions,
         "field_values": {f"cf_{k}": v for k, v in values.items()},
         "field_label": fields.field_label,
         "locale": locale,
-        "macros": await queries.macros(),
-        "links": await queries.links(ticket_id),
+        "macros": await queries.cached_macros(),
+        "links": await queries.links(ticket_id, ticket),
         "followers": followers,
         "past_tickets": await csat.with_ratings(await queries.past_tickets(ticket["requester"], ticket_id)),
         "forum_activity": await forum_queries.recent_activity_of(ticket["requester"]) if ticket["requester"] else [],
         "sla": await sla.ticket_panel(ticket_id),
         "csat": await csat.current(ticket_id),
+        "forum_link": await forum_ticket.ticket_panel(ticket),  # a forum ticket's thread and posted replies
+        "deliveries": await outbound.ticket_deliveries(actor, ticket_id),  # mail state per reply
         "describe": describe_event,
         "field_names": field_names(definitions, locale),
         "max_files": attachments.MAX_FILES,
         "max_file_mb": attachments.MAX_FILE_BYTES // (1024 * 1024),
-        **await live.page_context(ticket_id, last_event_id),
+        **await live.page_context(ticket_id, last_event_id, newest_id),
     }
 
 
@@ -220,7 +234,7 @@ async def post_message(
         return await _ticket_page(request, actor, ticket_id, 409, values=values, **_conflict(exc))
     except (Invalid, MarkdownTooLarge) as exc:
         errors = exc.errors if isinstance(exc, Invalid) else too_large_error()
-        code = 413 if isinstance(exc, MarkdownTooLarge) else 422
+        code = 413 if isinstance(exc, MarkdownTooLarge) else getattr(exc, "status_code", 422)  # 507: disk full
         return await _ticket_page(request, actor, ticket_id, code, values=values, errors=errors)
     flash(request, _("Internal note added.") if internal else _("Reply sent."), "success")
     return redirect(f"/desk/tickets/{ticket_id}#latest")

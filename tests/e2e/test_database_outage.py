@@ -8,8 +8,9 @@ database file's folder is moved away and back.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -79,7 +80,14 @@ def web_process(tmp_path: Path) -> Iterator[tuple[str, object]]:
         database = Path(url.removeprefix("sqlite:///"))
         copy = tmp_path / "db" / "kizuna.sqlite3"
         copy.parent.mkdir()
-        shutil.copy(database, copy)  # the migrated test database, so the outage touches no other test
+        # The migrated test database, so the outage touches no other test. Copied through SQLite's
+        # backup API: opening and closing the file ourselves (shutil) would drop the POSIX locks
+        # this process's open connections hold on it, and SQLite's WAL would then lose writes.
+        with (
+            contextlib.closing(sqlite3.connect(database)) as source,
+            contextlib.closing(sqlite3.connect(copy)) as target,
+        ):
+            source.backup(target)
         env["DATABASE_URL"] = f"sqlite:///{copy}"
         aside = tmp_path / "aside"
         outage = (lambda: copy.parent.rename(aside), lambda: aside.rename(copy.parent))

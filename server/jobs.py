@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ LEASE = timedelta(minutes=5)  # a running job older than this belonged to a dead
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 HEARTBEAT_FRESH = timedelta(seconds=30)
+SINGLES_PER_ROUND = 20  # one-by-one jobs run between two claims of the batch kinds
 
 
 class Job(Table):
@@ -122,10 +124,40 @@ async def enqueue(
         created_at=moment,
         max_attempts=max_attempts,
     )
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(job)
+        return
     query = Job.insert(job)
     if key is not None:
         query = query.on_conflict(target=Job.idempotency_key, action="DO NOTHING")
     await query
+
+
+_pending: contextvars.ContextVar[list[Job] | None] = contextvars.ContextVar("kizuna_jobs_pending", default=None)
+
+
+@contextlib.asynccontextmanager
+async def batched() -> AsyncIterator[None]:
+    """Use inside a transaction: the jobs enqueued in the block are written by one INSERT at
+    its end, still in that transaction (nothing when the block raises: it rolls back anyway)."""
+    if _pending.get() is not None:
+        yield
+        return
+    pending: list[Job] = []
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    keys: set[str | None] = set()
+    rows = []
+    for job in pending:  # a repeated key is ignored, as `enqueue` one by one would
+        if job.idempotency_key is None or job.idempotency_key not in keys:
+            rows.append(job)
+            keys.add(job.idempotency_key)
+    if rows:
+        await Job.insert(*rows).on_conflict(target=Job.idempotency_key, action="DO NOTHING")
 
 
 def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelta:
@@ -133,28 +165,36 @@ def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelt
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
-async def claim(worker_id: str, limit: int = 20) -> list[ClaimedJob]:
+async def claim(worker_id: str, limit: int = 20, *, batch_kinds: bool | None = None) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs. `batch_kinds`: True only kinds with a batch handler, False
+    only the others, None any."""
     moment = now()
     await _bury_abandoned_last_tries(moment)
     lock = "FOR UPDATE SKIP LOCKED" if is_postgres() else ""
+    kinds = sorted(_batch_handlers) if batch_kinds is not None else []
+    if batch_kinds and not kinds:
+        return []
+    only = f"AND kind {'' if batch_kinds else 'NOT '}IN ({', '.join('{}' for _kind in kinds)})" if kinds else ""
     rows = await Job.raw(
         f"""
         UPDATE job SET status = 'running', locked_at = {{}}, locked_by = {{}},
                        attempts = attempts + 1
         WHERE id IN (
             SELECT id FROM job
-            WHERE (status = 'queued' AND run_at <= {{}})
-               OR (status = 'running' AND locked_at < {{}} AND attempts < max_attempts)
+            WHERE ((status = 'queued' AND run_at <= {{}})
+                   OR (status = 'running' AND locked_at < {{}} AND attempts < max_attempts)) {only}
             ORDER BY run_at, id LIMIT {{}} {lock}
         )
-        RETURNING id, kind, payload, attempts, max_attempts, idempotency_key
-        """,  # noqa: S608 - `lock` is one of two constant strings
+        RETURNING id, kind, payload, attempts, max_attempts, idempotency_key, run_at
+        """,  # noqa: S608 - `lock` and `only` are made of constant strings and placeholders
         moment,
         worker_id,
         moment,
         moment - LEASE,
+        *kinds,
         limit,
     )
+    rows.sort(key=lambda row: (row["run_at"], row["id"]))  # RETURNING has no order (PostgreSQL)
     return [_claimed(row) for row in rows]
 
 
@@ -181,6 +221,17 @@ async def _renew_lease(job: ClaimedJob, worker_id: str) -> bool:
         .returning(Job.id)
     )
     return bool(renewed)
+
+
+async def _renew_leases(group: list[ClaimedJob], worker_id: str) -> list[ClaimedJob]:
+    """`_renew_lease` for a group about to run as one call, in one statement."""
+    renewed = (
+        await Job.update({Job.locked_at: now()})
+        .where(Job.id.is_in([job.id for job in group]) & (Job.status == RUNNING) & (Job.locked_by == worker_id))
+        .returning(Job.id)
+    )
+    ids = {row["id"] for row in renewed}
+    return [job for job in group if job.id in ids]
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
@@ -248,20 +299,30 @@ async def run_group(jobs: list[ClaimedJob]) -> bool:
 async def run_pending(worker_id: str = "inline", limit: int = 100, stop: asyncio.Event | None = None) -> int:
     """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run.
     Jobs of a batch kind claimed together run as one group (e.g. one indexing call).
-    A set `stop` ends the drain after the current batch (a worker told to stop with a backlog)."""
+    A set `stop` ends the drain after the current batch (a worker told to stop with a backlog).
+    Each round claims the batch kinds first, then the others: cheap grouped work (search sync)
+    never waits behind a backlog of one-by-one jobs (mail), nor the reverse."""
     total = 0
-    while not (stop is not None and stop.is_set()) and (batch := await claim(worker_id, limit)):
+    while not (stop is not None and stop.is_set()):
+        ran = claimed = 0
         groups: dict[str, list[ClaimedJob]] = {}
-        for job in batch:
-            if not await _renew_lease(job, worker_id):
-                continue
-            if job.kind in _batch_handlers:
-                groups.setdefault(job.kind, []).append(job)
-            else:
-                await run_one(job)
-            total += 1
+        for job in await claim(worker_id, limit, batch_kinds=True):
+            groups.setdefault(job.kind, []).append(job)
+            claimed += 1
         for group in groups.values():
-            await run_group(group)
+            renewed = await _renew_leases(group, worker_id)
+            if renewed:
+                await run_group(renewed)
+            ran += len(renewed)
+        if not (stop is not None and stop.is_set()):
+            for job in await claim(worker_id, min(limit, SINGLES_PER_ROUND), batch_kinds=False):
+                claimed += 1
+                if await _renew_lease(job, worker_id):
+                    await run_one(job)
+                    ran += 1
+        if not claimed:
+            break
+        total += ran
     return total
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from server import jobs, policy
 from server.accounts.auth import utcnow
 from server.accounts.tables import User
+from server.channels.email import outbound
 from server.db import atomic
 from server.desk import attachments, csat, fields, live, placeholders, queries, sla
 from server.desk import search as _search  # noqa: F401 - registers the "ticket" type we sync
-from server.desk.attachments import Upload
+from server.desk.attachments import Stored, Upload
 from server.desk.tables import (
     UNSOLVED,
     DeskField,
@@ -34,11 +35,11 @@ from server.desk.tables import (
 )
 from server.errors import Invalid, NotFound
 from server.i18n import _
-from server.mail import queue_mail
 from server.markdown import render
 from server.policy import Actor, ensure
 from server.search.sync import enqueue_sync
 from server.settings import get_settings
+from server.webhooks import services as webhooks
 
 log = logging.getLogger("kizuna.desk")
 
@@ -80,21 +81,32 @@ async def _requester_org(actor: Actor) -> int | None:
 
 async def _store_attachments(ticket_id: int, message_id: int, uploader_id: int | None, uploads: list[Upload]) -> None:
     attachments.check(uploads)
-    for upload in uploads:
-        stored = attachments.store(upload)
-        await TicketAttachment.insert(
-            TicketAttachment(
-                ticket=ticket_id,
-                message=message_id,
-                uploader=uploader_id,
-                filename=stored.filename,
-                content_type=stored.content_type,
-                size_bytes=stored.size_bytes,
-                storage_key=stored.storage_key,
-                sha256=stored.sha256,
-                created_at=utcnow(),
-            )
+    written: list[str] = []
+    try:
+        for upload in uploads:
+            stored = attachments.store(upload)
+            written.append(stored.storage_key)
+            await _insert_attachment(ticket_id, message_id, uploader_id, stored)
+    except BaseException:  # e.g. StorageFull on the 2nd file: the 1st goes too, the rows roll back
+        for key in written:
+            attachments.remove(key)
+        raise
+
+
+async def _insert_attachment(ticket_id: int, message_id: int, uploader_id: int | None, stored: Stored) -> None:
+    await TicketAttachment.insert(
+        TicketAttachment(
+            ticket=ticket_id,
+            message=message_id,
+            uploader=uploader_id,
+            filename=stored.filename,
+            content_type=stored.content_type,
+            size_bytes=stored.size_bytes,
+            storage_key=stored.storage_key,
+            sha256=stored.sha256,
+            created_at=utcnow(),
         )
+    )
 
 
 async def _insert_message(
@@ -127,22 +139,42 @@ def ticket_url(ticket_id: int, *, agent: bool = False) -> str:
     return f"/desk/tickets/{ticket_id}" if agent else f"/support/tickets/{ticket_id}"
 
 
-async def _mail_requester(ticket: dict[str, Any], template: str, key: str, **context: Any) -> None:
-    """Mail the requester and the customers copied on the ticket (never with internal text)."""
-    people = [(ticket["requester_email"], ticket["requester_locale"])]
-    follower_rows = await TicketFollower.select(
-        TicketFollower.user.email.as_alias("email"), TicketFollower.user.locale.as_alias("locale")
-    ).where(TicketFollower.ticket == ticket["id"])
-    people += [(r["email"], r["locale"]) for r in follower_rows if r["email"] != ticket["requester_email"]]
+async def _mail_requester(
+    ticket: dict[str, Any],
+    template: str,
+    key: str,
+    *,
+    ticket_message: int | None = None,
+    fresh: bool = False,
+    has_files: bool = True,
+    **context: Any,
+) -> None:
+    """Mail the requester and the customers copied on the ticket (never with internal text),
+    threaded as ticket mail (server/channels/email/outbound.py). `ticket_message`: the agent's
+    public reply the mail carries (a human mail); without it the mail is automatic. `fresh`:
+    the ticket was opened in this transaction (no one copied, no mail sent yet). `has_files=False`:
+    the reply carries no attachments (nothing to look up)."""
+    people = [outbound.Recipient(ticket["requester_email"], ticket["requester_locale"], ticket["requester_name"])]
+    if not fresh:
+        follower_rows = await TicketFollower.select(
+            TicketFollower.user.email.as_alias("email"),
+            TicketFollower.user.locale.as_alias("locale"),
+            TicketFollower.user.display_name.as_alias("name"),
+        ).where(TicketFollower.ticket == ticket["id"])
+        people += [outbound.Recipient(r["email"], r["locale"], r["name"]) for r in follower_rows]
     url = get_settings().base_url + ticket_url(ticket["id"])
-    for email, locale in people:
-        await queue_mail(
-            email,
-            template,
-            {"ticket_id": ticket["id"], "subject": ticket["subject"], "url": url, **context},
-            locale=locale,
-            key=f"{key}:{email}",
-        )
+    context = {"ticket_id": ticket["id"], "subject": ticket["subject"], "url": url, **context}
+    await outbound.queue_ticket_mail(
+        ticket,
+        people,
+        template,
+        key,
+        context,
+        ticket_message=ticket_message,
+        automatic=ticket_message is None,
+        fresh=fresh,
+        has_files=has_files,
+    )
 
 
 # Opening ------------------------------------------------------------------------------------
@@ -152,6 +184,8 @@ async def _check_custom_fields(
     actor: Actor, values: dict[str, Any], errors: dict[str, str], *, customer: bool
 ) -> dict[int, tuple[str, str]]:
     """{field id: (key, cleaned value)} for the given {key: raw value}."""
+    if not values:
+        return {}
     definitions = {d["key"]: d for d in await queries.field_definitions()}
     cleaned: dict[int, tuple[str, str]] = {}
     for key, raw in values.items():
@@ -165,7 +199,9 @@ async def _check_custom_fields(
 
 async def _save_field_values(ticket_id: int, cleaned: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
     """Upsert values; returns the changes as system-event entries."""
-    changes = []
+    changes: list[dict[str, Any]] = []
+    if not cleaned:
+        return changes
     current = await queries.field_values(ticket_id)
     for field_id, (key, value) in cleaned.items():
         before = current.get(key, "")
@@ -198,8 +234,40 @@ async def open_ticket(
     uploads: list[Upload] | None = None,
     notify: bool = True,
 ) -> int:
-    """A new ticket from the actor (the requester), with its first public message.
-    `notify=False` (demo data, imports) sends the requester no acknowledgement."""
+    """`open_ticket_with_message`, returning the ticket's id only."""
+    ticket_id, _message_id = await open_ticket_with_message(
+        actor,
+        subject,
+        body,
+        channel=channel,
+        channel_ref=channel_ref,
+        priority=priority,
+        ticket_type=ticket_type,
+        tags=tags,
+        custom_fields=custom_fields,
+        uploads=uploads,
+        notify=notify,
+    )
+    return ticket_id
+
+
+async def open_ticket_with_message(
+    actor: Actor,
+    subject: str,
+    body: str,
+    *,
+    channel: str = "web",
+    channel_ref: str = "",
+    priority: str = "normal",
+    ticket_type: str = "question",
+    tags: list[str] | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    uploads: list[Upload] | None = None,
+    notify: bool = True,
+) -> tuple[int, int]:
+    """A new ticket from the actor (the requester), with its first public message; returns
+    (ticket id, message id). `notify=False` (demo data, imports) sends the requester no
+    acknowledgement."""
     policy.ensure_signed_in(actor)
     ensure(policy.can_open_ticket(actor))
     fields.check_channel(channel)
@@ -214,7 +282,7 @@ async def open_ticket(
         attachments.check(uploads)
     except Invalid as exc:
         errors.update(exc.errors)
-    async with atomic():
+    async with atomic(), jobs.batched():
         cleaned = await _check_custom_fields(actor, custom_fields or {}, errors, customer=not actor.is_agent)
         fields.raise_if(errors)
         moment = utcnow()
@@ -241,14 +309,29 @@ async def open_ticket(
         )
         await _store_attachments(ticket_id, message_id, actor.user_id, uploads)
         await _save_field_values(ticket_id, cleaned)
-        await sla.recompute(ticket_id)
-        ticket = await queries.get_ticket(ticket_id)
-        assert ticket is not None
+        inserted = {"status": "new", "priority": priority, "created_at": moment, "updated_at": moment}
+        if channel != "email":  # the actor's roles are the account's (mail senders act as customers)
+            inserted["first_by_staff"] = bool(set(actor.roles) & set(sla.STAFF_ROLES))
+        await sla.recompute(ticket_id, new=inserted)
         if notify:
-            await _mail_requester(ticket, "desk_ticket_created", f"desk.created:{ticket_id}")
+            if actor.email:  # what the acknowledgement needs is known: no re-read
+                ticket: dict[str, Any] | None = {
+                    "id": ticket_id,
+                    "subject": subject,
+                    "channel": channel,
+                    "channel_ref": channel_ref[:200],
+                    "requester_email": actor.email,
+                    "requester_locale": actor.locale,
+                    "requester_name": actor.display_name,
+                }
+            else:
+                ticket = await queries.get_ticket(ticket_id)
+            assert ticket is not None
+            await _mail_requester(ticket, "desk_ticket_created", f"desk.created:{ticket_id}", fresh=True)
         await enqueue_sync("ticket", ticket_id)
         await live.queue_changed(ticket_id)
-    return ticket_id
+        await webhooks.emit("ticket.created", ticket_id=ticket_id)
+    return ticket_id, message_id
 
 
 # Conversation -------------------------------------------------------------------------------
@@ -276,7 +359,7 @@ async def add_reply(
     errors: dict[str, str] = {}
     html = _check_body(body, errors, required=not uploads)
     uploads = uploads or []
-    async with atomic():
+    async with atomic(), jobs.batched():
         ticket = await _load_for_change(actor, ticket_id)
         if ticket["status"] == "closed":
             raise Invalid({"body": _("This ticket is closed. Open a new ticket to follow up.")})
@@ -301,15 +384,23 @@ async def add_reply(
         if new_status != ticket["status"]:
             clean = await _validate_changes(ticket, {"status": new_status}, errors)
             fields.raise_if(errors)
-            await _apply_changes(actor, ticket, clean, expected_version=version)
+            await _apply_changes(actor, ticket, clean, expected_version=version, reread=False)
         else:
             await Ticket.update({Ticket.updated_at: moment}).where(Ticket.id == ticket_id)
         if is_staff_reply and notify:
             await _mail_requester(
-                ticket, "desk_ticket_reply", f"desk.reply:{message_id}", author=actor.display_name, body=body.strip()
+                ticket,
+                "desk_ticket_reply",
+                f"desk.reply:{message_id}",
+                ticket_message=message_id,
+                author=actor.display_name,
+                body=body.strip(),
+                has_files=bool(uploads),
             )
-        await sla.recompute(ticket_id)
-        await enqueue_sync("ticket", ticket_id)
+        if new_status == ticket["status"]:  # else _apply_changes recomputed it, after this reply, and queued the sync
+            await sla.recompute(ticket_id)
+            await enqueue_sync("ticket", ticket_id)
+        await webhooks.emit("message.created", message_id=message_id)
     return message_id
 
 
@@ -326,6 +417,7 @@ async def add_note(actor: Actor, ticket_id: int, body: str, *, uploads: list[Upl
         await live.message_added(ticket_id, message_id)
         await Ticket.update({Ticket.updated_at: utcnow()}).where(Ticket.id == ticket_id)
         await enqueue_sync("ticket", ticket_id)
+        await webhooks.emit("message.created", message_id=message_id)
     return message_id
 
 
@@ -400,9 +492,11 @@ async def _apply_changes(
     *,
     expected_version: int | None = None,
     extra_events: list[dict[str, Any]] | None = None,
+    reread: bool = True,
 ) -> dict[str, Any]:
     """Write validated changes (and the custom-field events already saved) with the version
-    check, one system event, the status timestamps and the auto-close timer."""
+    check, one system event, the status timestamps and the auto-close timer. Returns the ticket
+    as it is now (`reread=False`: as it was before, for a caller that does not use it)."""
     ticket_id = ticket["id"]
     current = await queries.get_ticket(ticket_id)
     assert current is not None
@@ -458,6 +552,7 @@ async def _apply_changes(
         moment=moment,
     )
     await live.ticket_updated(ticket_id, system_id)
+    await webhooks.ticket_changed(ticket_id, events, solved=status == "solved" and current["status"] != "solved")
     if status == "solved" and current["status"] != "solved":
         days = get_settings().desk_auto_close_days
         await jobs.enqueue(
@@ -469,6 +564,8 @@ async def _apply_changes(
         await csat.ticket_solved(ticket_id)
     await sla.recompute(ticket_id)
     await enqueue_sync("ticket", ticket_id)
+    if not reread:
+        return current
     fresh = await queries.get_ticket(ticket_id)
     assert fresh is not None
     return fresh

@@ -324,29 +324,41 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-async def recompute(ticket_id: int, *, now: datetime | None = None, schedule: bool = True) -> Clocks | None:
+async def recompute(
+    ticket_id: int, *, now: datetime | None = None, schedule: bool = True, new: dict[str, Any] | None = None
+) -> Clocks | None:
     """Recompute a ticket's timers from its history and store them; with `schedule`, queue the
-    re-check jobs at the running targets' at-risk and due instants (idempotent keys)."""
+    re-check jobs at the running targets' at-risk and due instants (idempotent keys).
+    `new`: a ticket inserted in this transaction, with the values it was inserted with (status,
+    priority, created_at, updated_at, and optionally first_by_staff: whether its one message,
+    the requester's, counts as an agent's): nothing to re-read, no timers stored yet."""
     moment = now or utcnow()
     async with atomic():
-        ticket = (
-            await Ticket.select(
-                Ticket.id, Ticket.status, Ticket.priority, Ticket.created_at, Ticket.updated_at, Ticket.sla_due_at
+        if new is not None:
+            ticket: dict[str, Any] | None = {**new, "id": ticket_id, "sla_due_at": None}
+        else:
+            ticket = (
+                await Ticket.select(
+                    Ticket.id, Ticket.status, Ticket.priority, Ticket.created_at, Ticket.updated_at, Ticket.sla_due_at
+                )
+                .where(Ticket.id == ticket_id)
+                .first()
             )
-            .where(Ticket.id == ticket_id)
-            .first()
-        )
         if ticket is None:
             return None
         applied = await policy_for(ticket["priority"])
         if applied is None:
-            await TicketSla.delete().where(TicketSla.ticket == ticket_id)
+            if new is None:
+                await TicketSla.delete().where(TicketSla.ticket == ticket_id)
             if ticket["sla_due_at"] is not None:
                 await Ticket.update({Ticket.sla_due_at: None, Ticket.sla_at_risk_at: None}).where(
                     Ticket.id == ticket_id
                 )
             return None
-        events = await ticket_events(ticket_id)
+        if new is not None and "first_by_staff" in new:  # its one event: the requester's first message
+            events = [Event(ticket["created_at"], "agent" if new["first_by_staff"] else "customer")]
+        else:
+            events = await ticket_events(ticket_id)
         last_status = next((e.status for e in reversed(events) if e.kind == "status"), "new")
         if last_status != ticket["status"]:  # a change written without a status event (imports, merges)
             events.append(Event(ticket["updated_at"], "status", ticket["status"]))
@@ -355,7 +367,7 @@ async def recompute(ticket_id: int, *, now: datetime | None = None, schedule: bo
         except CalendarError:
             log.error("SLA calendar of policy %s never opens; ticket %s has no timers", applied.id, ticket_id)
             clocks = Clocks()
-        await _store(ticket_id, applied, clocks, moment)
+        await _store(ticket_id, applied, clocks, moment, new=new is not None)
         if schedule and not _quiet.get():
             for timer in clocks.running:
                 assert timer.due_at is not None and timer.at_risk_at is not None
@@ -365,7 +377,9 @@ async def recompute(ticket_id: int, *, now: datetime | None = None, schedule: bo
     return clocks
 
 
-async def _store(ticket_id: int, applied: AppliedPolicy, clocks: Clocks, moment: datetime) -> None:
+async def _store(
+    ticket_id: int, applied: AppliedPolicy, clocks: Clocks, moment: datetime, *, new: bool = False
+) -> None:
     timers = clocks.timers
     resolution = timers.get("resolution")
     values = {
@@ -382,8 +396,7 @@ async def _store(ticket_id: int, applied: AppliedPolicy, clocks: Clocks, moment:
         ],
         TicketSla.computed_at: moment,
     }
-    updated = await TicketSla.update(values).where(TicketSla.ticket == ticket_id).returning(TicketSla.id)
-    if not updated:
+    if new or not await TicketSla.update(values).where(TicketSla.ticket == ticket_id).returning(TicketSla.id):
         await TicketSla.insert(TicketSla(ticket=ticket_id, **{col._meta.name: v for col, v in values.items()}))
     await Ticket.update({Ticket.sla_due_at: clocks.due_at, Ticket.sla_at_risk_at: clocks.at_risk_at}).where(
         Ticket.id == ticket_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,11 +71,31 @@ def encode(uid: str, event: str, created_at: datetime, data: dict[str, Any]) -> 
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+# "Nobody listens to this event" is remembered for a second per process, so the hot write paths
+# (every ticket, every reply) skip the endpoint query on a desk without webhooks. Saving or
+# deleting an endpoint forgets it at once in this process; other processes see a new endpoint
+# within NOBODY_LISTENS_SECONDS.
+NOBODY_LISTENS_SECONDS = 1.0
+_nobody_listens: dict[str, float] = {}
+_forgotten = [0]  # bumped by forget_listeners: a read that began before it is not remembered
+
+
+def forget_listeners() -> None:
+    _forgotten[0] += 1
+    _nobody_listens.clear()
+
+
 async def _listening(event: str) -> list[int]:
+    if _nobody_listens.get(event, 0.0) > time.monotonic():
+        return []
+    started, generation = time.monotonic(), _forgotten[0]
     rows = await WebhookEndpoint.select(WebhookEndpoint.id, WebhookEndpoint.events).where(
         WebhookEndpoint.active == True  # noqa: E712
     )
-    return [r["id"] for r in rows if event in _events_of(r["events"])]
+    ids = [r["id"] for r in rows if event in _events_of(r["events"])]
+    if not ids and generation == _forgotten[0]:
+        _nobody_listens[event] = started + NOBODY_LISTENS_SECONDS
+    return ids
 
 
 def _events_of(raw: Any) -> list[str]:
@@ -340,7 +361,9 @@ async def save_endpoint(
     if errors:
         raise Invalid(errors)
     moment = utcnow()
-    async with atomic():
+    forget_listeners()
+    async with atomic() as tx:
+        tx.on_commit(forget_listeners)
         if endpoint_id is None:
             secret = signing.new_secret()
             rows = await WebhookEndpoint.insert(
@@ -391,7 +414,8 @@ async def regenerate_secret(actor: Actor, endpoint_id: int) -> str:
 
 async def delete_endpoint(actor: Actor, endpoint_id: int) -> None:
     ensure(policy.can_manage_webhooks(actor))
-    async with atomic():
+    async with atomic() as tx:
+        tx.on_commit(forget_listeners)
         deleted = await WebhookEndpoint.delete().where(WebhookEndpoint.id == endpoint_id).returning(WebhookEndpoint.id)
         if not deleted:
             raise NotFound

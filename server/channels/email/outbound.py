@@ -186,22 +186,25 @@ def _body_html(markdown_source: str) -> Markup:
         return Markup("<pre>{}</pre>").format(markdown_source)
 
 
-async def _thread(ticket: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def _thread(ticket: Mapping[str, Any], *, fresh: bool = False) -> list[dict[str, Any]]:
     """The ticket's Message-IDs, oldest first, each with its direction (and, for our own
-    mail, who it went to): the customer's original first when the ticket came by mail."""
-    rows = (
-        await MailReference.select(MailReference.message_id, MailReference.direction)
-        .where(MailReference.ticket == ticket["id"])
-        .order_by(MailReference.created_at)
-        .order_by(MailReference.id)
-    )
-    sent_to = {
-        r["message_id"]: r["recipient"]
-        for r in await MailDelivery.select(MailDelivery.message_id, MailDelivery.recipient).where(
-            MailDelivery.ticket == ticket["id"]
+    mail, who it went to): the customer's original first when the ticket came by mail.
+    `fresh`: the ticket was opened in this transaction and has no mail of ours yet."""
+    thread: list[dict[str, Any]] = []
+    if not fresh:
+        rows = (
+            await MailReference.select(MailReference.message_id, MailReference.direction)
+            .where(MailReference.ticket == ticket["id"])
+            .order_by(MailReference.created_at)
+            .order_by(MailReference.id)
         )
-    }
-    thread = [{**r, "recipient": sent_to.get(r["message_id"])} for r in rows]
+        sent_to = {
+            r["message_id"]: r["recipient"]
+            for r in await MailDelivery.select(MailDelivery.message_id, MailDelivery.recipient).where(
+                MailDelivery.ticket == ticket["id"]
+            )
+        }
+        thread = [{**r, "recipient": sent_to.get(r["message_id"])} for r in rows]
     original = (ticket.get("channel_ref") or "").strip()
     if ticket.get("channel") == "email" and _MESSAGE_ID.fullmatch(original):  # the thread's start
         thread = [r for r in thread if r["message_id"] != original]
@@ -245,15 +248,20 @@ async def queue_ticket_mail(
     *,
     ticket_message: int | None = None,
     automatic: bool = True,
+    fresh: bool = False,
+    has_files: bool = True,
 ) -> None:
     """Queue `templates/mail/<template>.txt` (and `.html`) about `ticket` to each recipient,
     in the caller's transaction. `key` names the mail (e.g. `desk.reply:<message id>`): the
     same key queued again does nothing. `ticket_message`: the public reply it carries (its
     attachments go along). `automatic=False` for an agent's own reply (`context["author"]`
-    is then the agent's name, shown in From)."""
+    is then the agent's name, shown in From). `fresh`: the ticket was opened in this
+    transaction (no earlier mail to look up; inbound mail that opened it may have recorded its
+    own Message-ID, which is the ticket's `channel_ref` and so still leads the thread).
+    `has_files=False`: `ticket_message` has no attachments (none to look up)."""
     ticket_id = int(ticket["id"])
-    thread = await _thread(ticket)
-    attach, linked = await _files(ticket_message)
+    thread = await _thread(ticket, fresh=fresh)
+    attach, linked = await _files(ticket_message) if has_files else ([], [])
     support_name, support_address = parseaddr(get_settings().mail_from)
     support_address = support_address or tokens.support_address()
     from_name = support_name

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from server import jobs
-from server.accounts.auth import load_actor, utcnow
+from server.accounts.auth import utcnow
 from server.accounts.services import EMAIL_RE, normalise_email
-from server.accounts.tables import User, UserRole
+from server.accounts.tables import Membership, User, UserRole
 from server.accounts.usernames import unique_handle
 from server.channels.email import inbound, mailthread, tokens
 from server.channels.email.inbound_tables import InboundMail, MailBounce
@@ -213,7 +213,19 @@ def _sender_address(parsed: ParsedMail) -> str:
 async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
     """The sender as a customer: their account (made when unknown), with no staff role and no
     organisation admin rights, whatever the account holds."""
-    row = await User.select(User.id, User.is_active).where(User.email == address).first()
+    row = (
+        await User.select(
+            User.id,
+            User.is_active,
+            User.email,
+            User.display_name,
+            User.locale,
+            User.time_zone,
+            User.email_verified_at,
+        )
+        .where(User.email == address)
+        .first()
+    )
     if row is None:
         display = " ".join((name or "").split())[:80] or address.split("@", 1)[0][:80] or "customer"
         moment = utcnow()
@@ -234,14 +246,21 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
         log.info("inbound mail: new customer account %s for %s", user_id, address)
         locale = "ja" if _JAPANESE.search(sample_text) else "en"
         return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
-    elif not row["is_active"]:
+    if not row["is_active"]:
         raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
-    else:
-        user_id = row["id"]
-    actor = await load_actor(user_id)
-    if actor is None:
-        raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
-    return dataclasses.replace(actor, roles=frozenset({"customer"}), admin_org_ids=frozenset())
+    # What load_actor builds, without the roles and organisation-admin rights it would drop here.
+    orgs = await Membership.select(Membership.organisation).where(Membership.user == row["id"])
+    return Actor(
+        user_id=row["id"],
+        email=row["email"],
+        display_name=row["display_name"],
+        locale=row["locale"],
+        time_zone=row["time_zone"],
+        roles=frozenset({"customer"}),
+        org_ids=frozenset(r["organisation"] for r in orgs),
+        admin_org_ids=frozenset(),
+        email_verified=row["email_verified_at"] is not None,
+    )
 
 
 # Actions --------------------------------------------------------------------------------------
@@ -357,7 +376,7 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
         message_id = await services.add_reply(actor, match.ticket_id, body, uploads=uploads, channel="email")
         return "done", f"reply on ticket #{match.ticket_id} (matched by {match.how}){note}", match.ticket_id, message_id
     body = body_markdown(parsed, new_ticket=True)
-    ticket_id = await services.open_ticket(
+    ticket_id, first_id = await services.open_ticket_with_message(
         actor,
         ticket_subject(parsed.subject),
         body,
@@ -365,17 +384,11 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
         channel_ref=parsed.message_id[:200],
         uploads=uploads,
     )
-    first = (
-        await TicketMessage.select(TicketMessage.id)
-        .where(TicketMessage.ticket == ticket_id)
-        .order_by(TicketMessage.id)
-        .first()
-    )
     reason = f"new ticket #{ticket_id}"
     if match.related_id is not None:
         await _link_related(ticket_id, match.related_id)
         reason += f", linked to #{match.related_id} (matched by {match.how}, but the sender is not on that ticket)"
-    return "done", reason + note, ticket_id, first["id"] if first else None
+    return "done", reason + note, ticket_id, first_id
 
 
 def _transient(exc: BaseException) -> bool:

@@ -59,12 +59,18 @@ def template_engine() -> Engine:
     return Engine.from_environment(environment())
 
 
-def render_text(name: str, context: dict[str, Any], *, locale: str) -> tuple[str, str]:
-    """Render a mail template in `locale`: its first line is the subject, the rest the body."""
+def render_in_locale(name: str, context: dict[str, Any], locale: str) -> str:
+    """A whole template rendered in `locale` outside a request (fragments for websocket
+    audiences, mail parts): `.html` templates escape every value."""
     token = i18n.set_locale(locale)
     try:
-        text = environment().get_template(name).render(**context)
+        return environment().get_template(name).render(**context)
     finally:
         i18n._current_locale.reset(token)
+
+
+def render_text(name: str, context: dict[str, Any], *, locale: str) -> tuple[str, str]:
+    """Render a mail template in `locale`: its first line is the subject, the rest the body."""
+    text = render_in_locale(name, context, locale)
     subject, _sep, body = text.strip().partition("\n")
     return subject.strip(), body.strip() + "\n"

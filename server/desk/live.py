@@ -30,7 +30,7 @@ from server.desk.agent_tables import DeskTicketViewer
 from server.desk.tables import Ticket, TicketAttachment, TicketMessage
 from server.desk.web import describe_event, field_names
 from server.policy import Actor, ensure
-from server.templating import environment
+from server.templating import render_in_locale as render_fragment
 
 QUEUE_CHANNEL = "desk:0"
 MESSAGE_EVENT = "ticket.message.created"
@@ -72,14 +72,6 @@ async def authorize_queue(actor: Actor, object_id: int) -> str | None:
 
 
 # Rendering ------------------------------------------------------------------------------------
-
-
-def render_fragment(name: str, context: dict[str, Any], locale: str) -> str:
-    token = i18n.set_locale(locale)
-    try:
-        return environment().get_template(name).render(**context)
-    finally:
-        i18n._current_locale.reset(token)
 
 
 def _kinds(group: str) -> tuple[str, ...]:

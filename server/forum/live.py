@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from server import i18n, notifications, policy, realtime
+from server import notifications, policy, realtime
 from server.forum import queries
 from server.i18n import _
 from server.policy import Actor
-from server.templating import environment
+from server.templating import render_in_locale
 
 
 async def last_event_id() -> int:
@@ -52,11 +52,7 @@ def reaction_kinds() -> list[tuple[str, str, str]]:
 
 
 def render_fragment(name: str, context: dict[str, Any], locale: str) -> str:
-    token = i18n.set_locale(locale)
-    try:
-        return environment().get_template(name).render(**{**context, "reaction_kinds": reaction_kinds()})
-    finally:
-        i18n._current_locale.reset(token)
+    return render_in_locale(name, {**context, "reaction_kinds": reaction_kinds()}, locale)
 
 
 def post_context(

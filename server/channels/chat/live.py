@@ -18,12 +18,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from server import i18n, policy, realtime
+from server import policy, realtime
 from server.channels.chat import visitor
 from server.channels.chat.tables import ChatMessage, ChatSession
 from server.db import Tx
 from server.policy import Actor
-from server.templating import environment
+from server.templating import render_in_locale as render_fragment
 
 CHAT_KIND = "chat"
 QUEUE_KIND = "chatq"
@@ -54,14 +54,6 @@ async def authorize_queue(actor: Actor, object_id: int) -> str | None:
 
 
 # Rendering ------------------------------------------------------------------------------------
-
-
-def render_fragment(name: str, context: dict[str, Any], locale: str) -> str:
-    token = i18n.set_locale(locale)
-    try:
-        return environment().get_template(name).render(**context)
-    finally:
-        i18n._current_locale.reset(token)
 
 
 async def _session(session_id: int) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ from typing import Any
 import aiosmtplib
 from markupsafe import Markup
 
-from server import i18n, jobs, mail, policy
+from server import jobs, mail, policy
 from server.accounts.auth import utcnow
 from server.channels.email import tokens
 from server.channels.email.outbound_tables import MailDelivery
@@ -52,7 +52,7 @@ from server.i18n import _
 from server.markdown import MarkdownTooLarge, render
 from server.policy import Actor
 from server.settings import get_settings
-from server.templating import environment, render_text
+from server.templating import render_in_locale, render_text
 
 log = logging.getLogger("kizuna.mail.outbound")
 
@@ -164,15 +164,6 @@ class Recipient:
     name: str = ""
 
 
-def _render(name: str, context: dict[str, Any], locale: str) -> str:
-    """A whole template (no subject line) in `locale`; `.html` ones escape every value."""
-    token = i18n.set_locale(locale)
-    try:
-        return environment().get_template(name).render(**context)
-    finally:
-        i18n._current_locale.reset(token)
-
-
 def _absolute_links(html: str) -> str:
     """Site-relative links and images of rendered Markdown, made absolute for a mail client."""
     base = get_settings().base_url
@@ -236,7 +227,7 @@ async def _files(ticket_message: int | None) -> tuple[list[int], list[dict[str, 
 def _linked_files_text(files: list[dict[str, Any]], locale: str) -> str:
     if not files:
         return ""
-    return "\n" + _render("mail/_linked_files.txt", {"files": files}, locale).strip() + "\n"
+    return "\n" + render_in_locale("mail/_linked_files.txt", {"files": files}, locale).strip() + "\n"
 
 
 async def queue_ticket_mail(
@@ -285,7 +276,7 @@ async def queue_ticket_mail(
         values = {**context, "linked_files": linked, "body_html": body_html}
         subject, text = render_text(f"mail/{template}.txt", values, locale=locale)
         text += _linked_files_text(linked, locale)
-        html = _render(f"mail/{template}.html", values, locale)
+        html = render_in_locale(f"mail/{template}.html", values, locale)
         if reply_style:
             subject = reply_subject(str(ticket["subject"]), ticket_id)
         else:

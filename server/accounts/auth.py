@@ -84,11 +84,12 @@ async def load_actors(user_ids: list[int]) -> dict[int, Actor]:
     }
 
 
-# A session's actor, per process, for up to two seconds: every signed-in page needs it, and
-# rebuilding it costs a transaction and four queries. Keyed by the token's hash. Whatever changes
-# an actor (sign-out, roles, activation, memberships, profile, verification) calls
-# `forget_actors()` in the services once it commits, so this process sees it at once; another
-# web process may still use a revoked session or old roles for up to `ttl_seconds`.
+# A session's or API token's actor, per process, for up to two seconds: every signed-in request
+# needs it, and rebuilding it costs a transaction and four queries. Keyed by the token's hash.
+# Whatever changes an actor (sign-out, token revocation, roles, activation, memberships, profile,
+# verification) calls `forget_actors()` in the services once it commits, so this process sees it
+# at once; another web process may still use a revoked session or token, or old roles, for up to
+# `ttl_seconds`.
 SESSION_ACTORS = ShortCache(ttl_seconds=2.0, max_entries=4096)
 
 
@@ -123,18 +124,25 @@ async def actor_from_session(token: str) -> Actor | None:
     return actor
 
 
-async def actor_from_bearer(token: str) -> Actor | None:
+async def _load_bearer(token_hash: str) -> tuple[dict[str, Any] | None, Actor | None]:
     async with engine().transaction():  # one connection for the reads, as for sessions
         row = (
             await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at)
-            .where((ApiToken.token_hash == hash_token(token)) & ApiToken.revoked_at.is_null())
+            .where((ApiToken.token_hash == token_hash) & ApiToken.revoked_at.is_null())
             .first()
         )
         actor = await load_actor(row["user"]) if row is not None else None
+    return row, actor
+
+
+async def actor_from_bearer(token: str) -> Actor | None:
+    token_hash = hash_token(token)
+    row, actor = await SESSION_ACTORS.cached(("bearer", token_hash), lambda: _load_bearer(token_hash))
     if row is None:
         return None
     moment = utcnow()
     if row["last_used_at"] is None or moment - row["last_used_at"] > timedelta(minutes=1):
+        row["last_used_at"] = moment  # the cached row too: one touch, not one per cached hit
         await ApiToken.update({ApiToken.last_used_at: moment}).where(ApiToken.id == row["id"])
     return actor
 

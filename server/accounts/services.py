@@ -330,6 +330,7 @@ async def revoke_api_token(actor: Actor, token_id: int) -> None:
         await ApiToken.update({ApiToken.revoked_at: utcnow()}).where(
             (ApiToken.id == token_id) & ApiToken.revoked_at.is_null()
         )
+    forget_actors()  # this process's cached actors (server/accounts/auth.py); others within 2 s
 
 
 async def issue_api_token_for_login(email: str, password: str, name: str) -> str | None:

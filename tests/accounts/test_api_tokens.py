@@ -93,6 +93,7 @@ async def test_session_cookie_alone_is_not_accepted(client: AsyncTestClient, cus
 
 async def test_token_revoked_on_the_profile_page_stops_working(client: AsyncTestClient, customer: Actor) -> None:
     token = await issue(client, customer, name="laptop")
+    assert (await client.get("/api/v1/me", headers=bearer(token))).status_code == 200  # its actor is cached now
     await login(client, customer.email)
     profile = await client.get("/profile")
     assert "laptop" in profile.text and token[:8] in profile.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
@@ -20,6 +21,14 @@ T = TypeVar("T")
 
 
 class ShortCache:
+    _every: weakref.WeakSet[ShortCache] = weakref.WeakSet()
+
+    @classmethod
+    def clear_all(cls) -> None:
+        """Every cache of this process (tests, between data sets)."""
+        for cache in list(cls._every):
+            cache.clear()
+
     def __init__(self, ttl_seconds: float, max_entries: int, *, one_connection: bool = False) -> None:
         """`one_connection`: run each load in one read transaction (one connection for all of its
         queries, which on SQLite saves a connection per query)."""
@@ -29,6 +38,7 @@ class ShortCache:
         self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._loading: dict[Hashable, tuple[int, asyncio.Task[Any]]] = {}
         self._generation = 0
+        ShortCache._every.add(self)
 
     async def cached(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         hit = self._entries.get(key)

@@ -118,9 +118,9 @@ async def empty_all_tables() -> None:
         for table in tables:
             await db.run_ddl(f"DELETE FROM {table}")  # noqa: S608 - constant names
     ratelimit.counter().reset()
-    from server.desk import queries as desk_queries
+    from server.shortcache import ShortCache
 
-    desk_queries.clear_reference_cache()  # per-process reads of what the tables held
+    ShortCache.clear_all()  # per-process reads of what the tables held
 
 
 @pytest.fixture(autouse=True)

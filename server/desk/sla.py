@@ -55,6 +55,7 @@ from server.i18n import _
 from server.mail import queue_mail
 from server.policy import Actor, ensure
 from server.settings import get_settings
+from server.shortcache import ShortCache
 from server.webhooks import services as webhooks
 
 log = logging.getLogger("kizuna.desk.sla")
@@ -257,8 +258,23 @@ class AppliedPolicy:
     reassign_to_lead: bool
 
 
+# A priority's policy, per process for two seconds: every new ticket and every timer recompute
+# needs it. Saving or deleting a policy or calendar clears it here at once; another process may
+# apply the old policy for up to two seconds, and the recompute job those saves queue clears its
+# process's copy first, so every unsolved ticket ends on the new policy.
+POLICIES = ShortCache(ttl_seconds=2.0, max_entries=64)
+
+
+def forget_policies() -> None:
+    POLICIES.clear()
+
+
 async def policy_for(priority: str, tier: str | None = None) -> AppliedPolicy | None:
     """The policy of a priority (a tier-specific one first, once tiers exist)."""
+    return await POLICIES.cached((priority, tier), lambda: _load_policy(priority, tier))
+
+
+async def _load_policy(priority: str, tier: str | None) -> AppliedPolicy | None:
     rows = (
         await SlaPolicy.select(
             *SlaPolicy.all_columns(),
@@ -483,6 +499,7 @@ async def _check_job(job: jobs.ClaimedJob) -> None:
 @jobs.handler(RECOMPUTE_KIND)
 async def _recompute_job(job: jobs.ClaimedJob) -> None:
     """After a policy or calendar changed: recompute unsolved tickets, a batch per job."""
+    forget_policies()  # this process may hold the old policy for two seconds
     after = int(job.payload.get("after", 0))
     rows = (
         await Ticket.select(Ticket.id)
@@ -498,7 +515,11 @@ async def _recompute_job(job: jobs.ClaimedJob) -> None:
 
 
 async def _recompute_all_later() -> None:
-    await jobs.enqueue(RECOMPUTE_KIND, {"after": 0})
+    """Inside a policy or calendar save: after the commit this process forgets its cached
+    policies, and the worker recomputes every unsolved ticket's timers."""
+    async with atomic() as tx:  # the save's own transaction
+        await jobs.enqueue(RECOMPUTE_KIND, {"after": 0})
+        tx.on_commit(forget_policies)
 
 
 # Reads for pages -----------------------------------------------------------------------------

@@ -334,3 +334,19 @@ async def test_merged_and_customer_solved_tickets_stop_their_clocks(people: Peop
     assert (await ticket_row(target))["sla_due_at"] is not None
     await services.mark_solved(people.customer, target)
     assert (await ticket_row(target))["sla_due_at"] is None
+
+
+async def test_a_changed_policy_applies_at_once_to_new_tickets_and_by_the_job_to_open_ones(people: People) -> None:
+    policy_id = await make_policy("normal")
+    first = await make_ticket(people.customer)  # the policy is now cached in this process
+    created = (await ticket_row(first))["created_at"]
+    assert close_to((await timers(first))["first_reply_due_at"], created + timedelta(minutes=60))
+
+    changed = {"name": "Normal SLA", "priority": "normal", "first_reply_minutes": "15", "notify_lead": True}
+    await sla.save_policy(ADMIN, policy_id, changed)
+    second = await make_ticket(people.customer)
+    second_created = (await ticket_row(second))["created_at"]
+    assert close_to((await timers(second))["first_reply_due_at"], second_created + timedelta(minutes=15))
+
+    await jobs.run_pending()  # the save's recompute job re-targets the open ticket
+    assert close_to((await timers(first))["first_reply_due_at"], created + timedelta(minutes=15))

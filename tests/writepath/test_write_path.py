@@ -5,6 +5,7 @@ at once after an endpoint is saved, and SQLite's reused connections staying soun
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 
 import pytest
@@ -106,3 +107,23 @@ async def test_sqlite_connections_stay_sound_after_failures_and_under_concurrent
 
     await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(16))), timeout=60)
     assert await Job.count() == 80
+
+
+@pytest.mark.skipif(is_postgres(), reason="SQLite's writer queue")
+async def test_reads_outside_a_transaction_do_not_queue_behind_the_writer() -> None:
+    """A read is not a write: it must not wait for the writer's turn (a crowd of websockets
+    reading the newest event id on connecting would otherwise hold up every write)."""
+
+    async def count_elsewhere() -> int:
+        return await Job.count()
+
+    async with atomic():
+        await jobs.enqueue("test.writepath.single", {"n": 1})
+        # another request's read, outside this transaction, while the writer's turn is held
+        outside = asyncio.get_running_loop().create_task(count_elsewhere(), context=contextvars.Context())
+        assert await asyncio.wait_for(outside, timeout=10) == 0  # not blocked, and not seeing uncommitted rows
+        crowd = [
+            asyncio.get_running_loop().create_task(count_elsewhere(), context=contextvars.Context()) for _ in range(50)
+        ]
+        assert await asyncio.wait_for(asyncio.gather(*crowd), timeout=10) == [0] * 50
+    assert await Job.count() == 1

@@ -46,6 +46,25 @@ def raw_mail(
     return bytes(message)
 
 
+def bounce_mail(original_message_id: str, failed: str) -> bytes:
+    """A delivery status report (RFC 3464) saying our mail `original_message_id` to `failed` bounced."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.test>\r\n"
+        f"To: {support()}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: {make_msgid(domain='mx.example.test')}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered: mailbox unknown.\r\n"
+        "--b1\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {original_message_id}\r\nSubject: Re: Export fails\r\n\r\n"
+        "--b1--\r\n"
+    ).encode()
+
+
 async def deliver(raw: bytes, *, source: str = "http", envelope_to: list[str] | None = None) -> dict[str, Any]:
     """Store like the endpoint does, run the worker's jobs, return the processed row."""
     inbound_id = await inbound.store_raw(raw, source=source, envelope_to=envelope_to or [support()])

@@ -21,7 +21,15 @@ from server.desk import queries, services
 from server.desk.tables import Ticket, TicketAttachment, TicketLink, TicketMessage
 from server.desk.web import describe_event
 from server.policy import Actor
-from tests.channels.inbound_helpers import deliver, public_messages, raw_mail, row, support, ticket_count
+from tests.channels.inbound_helpers import (
+    bounce_mail,
+    deliver,
+    public_messages,
+    raw_mail,
+    row,
+    support,
+    ticket_count,
+)
 from tests.factories import Mailbox, make_user
 
 
@@ -273,30 +281,12 @@ async def test_our_own_outbound_mail_coming_back_is_ignored(customer: Actor, mai
     assert await mailbox.messages() == []
 
 
-def _bounce(original_message_id: str, failed: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.test>\r\n"
-        f"To: {support()}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <bounce.1@mx.example.test>\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n'
-        "--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered: mailbox unknown.\r\n"
-        "--b1\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.test\r\n\r\n"
-        f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"Message-ID: {original_message_id}\r\nSubject: Re: Export fails\r\n\r\n"
-        "--b1--\r\n"
-    ).encode()
-
-
 async def test_a_bounce_marks_the_address_and_shows_on_the_ticket(customer: Actor, mailbox: Mailbox) -> None:
     ticket_id = await _ticket_of(customer)
     await mailbox.messages()
     for existing in await mailbox.messages():
         (mailbox.directory / existing.name).unlink()
-    done = await deliver(_bounce(tokens.message_id(ticket_id, "ack"), customer.email))
+    done = await deliver(bounce_mail(tokens.message_id(ticket_id, "ack"), customer.email))
     assert done["status"] == "done" and done["ticket"] == ticket_id and "bounce" in done["reason"]
     bounce = await MailBounce.select().where(MailBounce.address == customer.email).first()
     assert bounce is not None and bounce["ticket"] == ticket_id

@@ -1,23 +1,34 @@
 """The SMTP listener, with a real smtplib client: 250 only after the message is stored, no
-relaying, 452 past the recipient limit, 552 over the size limit, and the message then becomes a
-ticket through the worker."""
+relaying, 452 past the recipient limit, 552 over the size limit (with the head of a message that
+was sent kept in quarantine), and the message then becomes a ticket through the worker."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from server import features, jobs  # noqa: F401 - features registers the job handlers
+from server.accounts import passwords
 from server.channels.email import inbound, smtp_listener
 from server.channels.email.inbound_tables import InboundMail
+from server.errors import Invalid
 from server.settings import ROOT
 from tests.channels.inbound_helpers import raw_mail, row, support
+from tests.factories import login, make_user
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def _free_port() -> int:
@@ -76,17 +87,73 @@ async def test_more_than_a_hundred_recipients_get_452(listener: int) -> None:
     assert len(stored["envelope_to"]) == inbound.MAX_SMTP_RECIPIENTS
 
 
-async def test_over_the_size_limit_gets_552(listener: int, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_declared_size_over_the_limit_gets_552_before_any_data(
+    listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """smtplib's sendmail declares SIZE= (the listener announces the extension): refused at MAIL
+    FROM, before a byte of the message is sent, so there is nothing to keep."""
     monkeypatch.setattr(inbound, "max_bytes", lambda: 20_000)
     port = _free_port()
     server = await smtp_listener.start_listener("127.0.0.1", port)  # takes the limit when it starts
     try:
-        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
             await asyncio.to_thread(_send, port, "a@example.test", [support()], raw_mail(body="y" * 50_000))
         assert refused.value.smtp_code == 552
     finally:
         server.close()
     assert await InboundMail.count() == 0
+
+
+def _send_undeclared(port: int, sender: str, recipients: list[str], messages: list[bytes]) -> list[tuple[int, bytes]]:
+    """MAIL FROM without SIZE= (as many clients send), then DATA; each message in turn on one
+    connection. Returns the answer to each DATA."""
+    answers = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        for data in messages:
+            assert client.mail(sender)[0] == 250
+            for recipient in recipients:
+                assert client.rcpt(recipient)[0] == 250
+            answers.append(client.data(data))
+    return answers
+
+
+async def test_over_the_limit_gets_552_after_data_and_its_head_is_quarantined(
+    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient
+) -> None:
+    monkeypatch.setattr(inbound, "max_bytes", lambda: 20_000)
+    port = _free_port()
+    server = await smtp_listener.start_listener("127.0.0.1", port)
+    # Lines that start with a dot are sent dot-stuffed ("..line"); the kept head has them as written.
+    body = "".join(f".line {n:05d} of a message far over the limit\n" for n in range(6000))
+    # smtplib sends bytes as they are: the lines end in CRLF, as on the wire.
+    huge = re.sub(rb"\r?\n", b"\r\n", raw_mail(sender="Big Sender <big@example.test>", subject="Huge", body=body))
+    small = re.sub(rb"\r?\n", b"\r\n", raw_mail(sender="big@example.test", subject="Small again"))
+    try:
+        (code, text), (next_code, _next_text) = await asyncio.to_thread(
+            _send_undeclared, port, "big@example.test", [support()], [huge, small]
+        )
+    finally:
+        server.close()
+    assert code == 552 and b"limit is 20000 bytes" in text, text
+    assert next_code == 250  # the session goes on: the next message on the connection is taken
+
+    kept, taken = await InboundMail.select().order_by(InboundMail.id).output(load_json=True)
+    assert kept["status"] == "quarantined" and kept["truncated"] and kept["source"] == "smtp"
+    assert kept["envelope_from"] == "big@example.test" and kept["envelope_to"] == [support()]
+    assert "too large" in kept["reason"] and "the limit is 20000" in kept["reason"]
+    assert kept["size_bytes"] >= len(huge)
+    head = inbound.read_raw(kept["storage_key"])
+    assert len(head) == inbound.HEAD_BYTES and head == huge[: inbound.HEAD_BYTES]
+    assert b"\r\n.line 00001 of" in head and b"..line" not in head
+    assert kept["message_id"] and kept["message_id"] in huge.decode()
+    assert taken["status"] == "pending" and taken["size_bytes"] < 20_000
+
+    with pytest.raises(Invalid, match="first part"):  # only its head is kept: it cannot be processed
+        await inbound.retry(await make_user("admin"), kept["id"])
+    await login(client, (await make_user("admin", email="root@example.test")).email)
+    page = (await client.get("/admin/channels/email")).text
+    assert f"/admin/channels/email/{kept['id']}" in page and "big@example.test" in page
 
 
 def _noop(port: int) -> int:

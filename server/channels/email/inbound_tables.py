@@ -37,7 +37,8 @@ class InboundMail(Table, tablename="inbound_mail"):
 
 
 class MailBounce(Table, tablename="mail_bounce"):
-    """An address a delivery failure report named: mail to it bounces."""
+    """An address a delivery failure report named: mail to it bounces. Its rows are removed when
+    the address writes to us again (server/channels/email/bounces.py)."""
 
     address = Varchar(length=254, index=True)
     ticket = ForeignKey(Ticket, on_delete=OnDelete.set_null, null=True, default=None)

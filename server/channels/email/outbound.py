@@ -17,6 +17,12 @@ Reply-To is the ticket's signed plus-address and the subject carries `[#id]`. Ev
 comes from people (names, subjects) has its control characters removed and goes through
 `email.headerregistry`, so nothing in it can start a new header.
 
+Bouncing addresses (server/channels/email/bounces.py) get nothing: when the worker takes the job
+and the recipient is marked as bouncing, the delivery becomes `skipped` with the reason
+`bouncing`, shown to agents on the ticket as "Not sent". It is checked when sending rather than
+when queuing, so a bounce that arrives in between still counts and the desk's write path gains
+no query; the mark goes away when the address writes to us again.
+
 Delivery guarantee (at least once, deduplicable): the worker sends, then marks the delivery
 `sent` in its next statement, then the job is marked done. A retry of a delivery already `sent`
 sends nothing. Only if the worker dies in the instant between the SMTP server's "250 accepted"
@@ -43,7 +49,7 @@ from markupsafe import Markup
 
 from server import jobs, mail, policy
 from server.accounts.auth import utcnow
-from server.channels.email import tokens
+from server.channels.email import bounces, tokens
 from server.channels.email.outbound_tables import MailDelivery
 from server.channels.email.tables import MailReference
 from server.desk import attachments
@@ -57,7 +63,8 @@ from server.templating import render_in_locale, render_text
 log = logging.getLogger("kizuna.mail.outbound")
 
 KIND = "mail.ticket"
-QUEUED, SENT, RETRYING, FAILED = "queued", "sent", "retrying", "failed"
+QUEUED, SENT, RETRYING, FAILED, SKIPPED = "queued", "sent", "retrying", "failed", "skipped"
+BOUNCING = "bouncing"  # why a delivery was skipped: the recipient's address bounces
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # in total per mail; larger files are linked instead
 MAX_REFERENCES = 10  # besides the first one
 MAX_REFERENCES_CHARS = 900
@@ -421,8 +428,12 @@ async def send_ticket_mail(job: jobs.ClaimedJob) -> None:
     )
     if delivery is None:  # the ticket was deleted
         return
-    if delivery["status"] == SENT:
-        log.info("mail %s to %s was sent already; not again", payload["message_id"], payload["to"])
+    if delivery["status"] in (SENT, SKIPPED):
+        log.info("mail %s to %s was %s already; not again", payload["message_id"], payload["to"], delivery["status"])
+        return
+    if await bounces.is_bouncing(payload["to"]):
+        log.info("mail %s not sent: %s is bouncing", payload["message_id"], payload["to"])
+        await _mark(delivery["id"], SKIPPED, job.attempts, BOUNCING)
         return
     try:
         message = build(payload, await _read_files(payload))
@@ -440,6 +451,11 @@ async def send_ticket_mail(job: jobs.ClaimedJob) -> None:
 
 
 # The ticket page ------------------------------------------------------------------------------
+
+
+def skip_reasons() -> dict[str, str]:
+    """Why a delivery was not sent, as agents read it."""
+    return {BOUNCING: _("the address is bouncing")}
 
 
 def template_labels() -> dict[str, str]:
@@ -472,10 +488,13 @@ async def ticket_deliveries(actor: Actor, ticket_id: int) -> dict[str, Any]:
         ticket_id,
     )
     labels = template_labels()
+    reasons = skip_reasons()
     by_message: dict[int, list[dict[str, Any]]] = {}
     automatic: list[dict[str, Any]] = []
     for row in rows:
         row["label"] = labels.get(row["template"], row["template"])
+        if row["status"] == SKIPPED:
+            row["reason"] = reasons.get(row["last_error"], row["last_error"])
         if row["ticket_message"] is None:
             automatic.append(row)
         else:

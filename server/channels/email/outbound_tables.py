@@ -6,8 +6,9 @@ from piccolo.table import Table
 from server.desk.tables import Ticket, TicketMessage
 
 # queued: waiting for the worker; sent: the SMTP server accepted it; retrying: the last try
-# failed and the worker will try again (with backoff); failed: no tries left.
-DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed")
+# failed and the worker will try again (with backoff); failed: no tries left; skipped: not sent
+# on purpose, `last_error` says why ("bouncing": the address bounces).
+DELIVERY_STATUSES = ("queued", "sent", "retrying", "failed", "skipped")
 
 
 class MailDelivery(Table, tablename="mail_delivery"):

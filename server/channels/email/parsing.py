@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
@@ -44,6 +44,7 @@ MAX_HEADER_NAMES = 300
 MAX_HEADER_PARSED = 256 * 1024  # characters of one address list or subject that are read
 MAX_BOUNDARIES = 100  # boundary parameters in one message
 FORWARD_BANNER = "---------- Forwarded message ----------"
+MAX_NAMED = 100  # To/Cc display names kept (the first ones; people copied on a ticket come from them)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class ParsedMail:
     recipient_count: int  # addresses in To + Cc
     defects: list[str]
     content_type: str = ""  # of the top-level part, e.g. "multipart/mixed"
+    names: dict[str, str] = field(default_factory=dict)  # To/Cc address -> its display name, when given
 
 
 # --- classification --------------------------------------------------------------------------
@@ -615,8 +617,14 @@ def _parse(raw: bytes) -> ParsedMail:
     else:
         notes.add("no valid address in From")
     reply_to = _addresses(_raw_values(message, "reply-to")[:1], notes, "Reply-To")
-    to = [address for _, address in _addresses(_raw_values(message, "to"), notes, "To")]
-    cc = [address for _, address in _addresses(_raw_values(message, "cc"), notes, "Cc")]
+    to_pairs = _addresses(_raw_values(message, "to"), notes, "To")
+    cc_pairs = _addresses(_raw_values(message, "cc"), notes, "Cc")
+    to = [address for _, address in to_pairs]
+    cc = [address for _, address in cc_pairs]
+    names: dict[str, str] = {}
+    for name, address in [*to_pairs, *cc_pairs][:MAX_NAMED]:
+        if name and address not in names:
+            names[address] = _decoded_line(name).strip("\"' ")[:200]
 
     subject_values = _raw_values(message, "subject")
     if len(subject_values) > 1:
@@ -676,6 +684,7 @@ def _parse(raw: bytes) -> ParsedMail:
         recipient_count=len(to) + len(cc),
         defects=notes.items,
         content_type=_Body._type(message),
+        names=names,
     )
 
 

@@ -18,6 +18,10 @@ Senders are found by their From address; an unknown address gets a customer acco
 password, unverified: a password reset makes it usable). Mail carries no authentication here,
 so whoever the From names, the message counts as a customer's: an agent's address writing in
 opens or continues a ticket as a customer would, and is never posted as an agent's reply.
+
+A normal message from an address that bounced lifts its bouncing mark (bounces.py). The people
+a new ticket or a reply was addressed to (To/Cc) are copied on the ticket, within the limits
+`_copy_recipients` sets out.
 """
 
 from __future__ import annotations
@@ -30,18 +34,18 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from server import jobs
+from server import jobs, policy
 from server.accounts.auth import utcnow
 from server.accounts.services import EMAIL_RE, normalise_email
 from server.accounts.tables import Membership, User, UserRole
 from server.accounts.usernames import unique_handle
-from server.channels.email import inbound, mailthread, tokens
+from server.channels.email import bounces, inbound, mailthread, tokens
 from server.channels.email.inbound_tables import InboundMail, MailBounce
 from server.channels.email.tables import MailReference
 from server.db import atomic, engine, is_postgres
 from server.desk import attachments, live, services
 from server.desk.attachments import Upload
-from server.desk.tables import Ticket, TicketLink, TicketMessage
+from server.desk.tables import Ticket, TicketFollower, TicketLink, TicketMessage
 from server.errors import Invalid
 from server.policy import Actor
 
@@ -54,6 +58,7 @@ MAX_RECIPIENTS = 50
 MAX_HEADER_CHARS = 2_000
 MAX_PROCESS_ATTEMPTS = 5  # a message whose processing never finishes (it kills the worker) fails
 MAX_MARKDOWN_BYTES = 60_000  # under the renderer's 64 KiB
+MAX_CCS_PER_MESSAGE = 20  # people one message may copy on a ticket
 # Never shown, often long: trace and signature headers are exempt from the header-length limit.
 _EXEMPT_HEADERS = frozenset(
     {
@@ -210,6 +215,29 @@ def _sender_address(parsed: ParsedMail) -> str:
     return address
 
 
+async def _new_customer(address: str, name: str, sample_text: str) -> Actor:
+    """A customer account for an address we do not know (a sender, or someone copied): no
+    password, unverified; its language is the mail's (Japanese text: Japanese)."""
+    display = " ".join((name or "").split())[:80] or address.split("@", 1)[0][:80] or "customer"
+    locale = "ja" if _JAPANESE.search(sample_text) else "en"  # the language of the mail it gets
+    rows = await User.insert(
+        User(
+            email=address,
+            password_hash="",  # no password: nothing verifies against it; a reset sets one
+            display_name=display,
+            username=await unique_handle(address),
+            locale=locale,
+            notification_prefs={"email": "immediate", "mentions": True, "ticket_updates": True},
+            email_verified_at=None,
+            created_at=utcnow(),
+        )
+    ).returning(User.id)
+    user_id = rows[0]["id"]
+    await UserRole.insert(UserRole(user=user_id, role="customer"))
+    log.info("inbound mail: new customer account %s for %s", user_id, address)
+    return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
+
+
 async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
     """The sender as a customer: their account (made when unknown), with no staff role and no
     organisation admin rights, whatever the account holds."""
@@ -227,25 +255,7 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
         .first()
     )
     if row is None:
-        display = " ".join((name or "").split())[:80] or address.split("@", 1)[0][:80] or "customer"
-        moment = utcnow()
-        rows = await User.insert(
-            User(
-                email=address,
-                password_hash="",  # no password: nothing verifies against it; a reset sets one
-                display_name=display,
-                username=await unique_handle(address),
-                locale="ja" if _JAPANESE.search(sample_text) else "en",  # the acknowledgement's language
-                notification_prefs={"email": "immediate", "mentions": True, "ticket_updates": True},
-                email_verified_at=None,
-                created_at=moment,
-            )
-        ).returning(User.id)
-        user_id = rows[0]["id"]
-        await UserRole.insert(UserRole(user=user_id, role="customer"))
-        log.info("inbound mail: new customer account %s for %s", user_id, address)
-        locale = "ja" if _JAPANESE.search(sample_text) else "en"
-        return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
+        return await _new_customer(address, name, sample_text)
     if not row["is_active"]:
         raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
     # What load_actor builds, without the roles and organisation-admin rights it would drop here.
@@ -261,6 +271,126 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
         admin_org_ids=frozenset(),
         email_verified=row["email_verified_at"] is not None,
     )
+
+
+# People copied ----------------------------------------------------------------------------------
+
+
+def _cc_candidates(parsed: ParsedMail, sender: str) -> list[str]:
+    """The To and Cc addresses, in order and each once, without the sender and without our own
+    support address and its plus-addresses (copying those would mail ourselves). At most
+    MAX_RECIPIENTS: a message an admin let past that limit is not read further."""
+    found: list[str] = []
+    for value in [*parsed.to, *parsed.cc]:
+        address = normalise_email(value)
+        if (
+            address
+            and address != sender
+            and address not in found
+            and len(address) <= 254
+            and EMAIL_RE.match(address)
+            and not inbound.is_our_recipient(address)
+        ):
+            found.append(address)
+            if len(found) >= MAX_RECIPIENTS:
+                break
+    return found
+
+
+async def _copy_recipients(
+    ticket_id: int, actor: Actor, parsed: ParsedMail, sample_text: str, *, fresh: bool
+) -> tuple[list[str], list[str]]:
+    """Copy the people the message was addressed to (To/Cc) on the ticket, as Zendesk does:
+    they become followers, who get its later public replies by mail and may read it in the
+    portal. Returns (the addresses copied, those left out with the reason). `fresh`: the
+    message opened the ticket (the sender is its requester; nobody is copied yet).
+
+    The rules, since whoever is copied gets to read the conversation:
+    - Only the ticket's requester or someone already copied on it adds people. The matching
+      (mailthread.py) puts a message on a ticket only in that case, and a stranger whose mail
+      names a ticket (by subject, a forwarded reference) opens a ticket of their own; checked
+      again here, so that no other path can let a stranger widen someone else's audience.
+    - At most MAX_CCS_PER_MESSAGE people per message: a message cannot turn a ticket into a
+      mailing list (the message itself may have up to MAX_RECIPIENTS).
+    - Never our own support mailbox: the support address and its plus-addresses.
+    - Never a bouncing address (bounces.py): it would only bounce again.
+    - Never a staff account (agent, moderator, admin): followers are the customers copied on
+      the ticket, and mail is not authenticated, so a customer's Cc must not make an agent
+      anything on a ticket; agents already see every ticket in the desk.
+    - Never a deactivated account. An unknown address gets a customer account, as an unknown
+      sender does (no password, unverified).
+    """
+    sender = actor.email.lower() if actor.email else ""
+    candidates = _cc_candidates(parsed, sender)
+    if not candidates or actor.user_id is None:
+        return [], []
+    already: set[int] = set()
+    if not fresh:
+        ticket = await Ticket.select(Ticket.id, Ticket.requester).where(Ticket.id == ticket_id).first()
+        if ticket is None:
+            return [], []
+        followers = await TicketFollower.select(TicketFollower.user).where(TicketFollower.ticket == ticket_id)
+        already = {row["user"] for row in followers} | {ticket["requester"]}
+        if actor.user_id not in already:
+            return [], [f"{address} (the sender is not on the ticket)" for address in candidates]
+    skipped: list[str] = []
+    bouncing = await bounces.bouncing(candidates)
+    accounts = {
+        row["email"]: row
+        for row in await User.select(User.id, User.email, User.is_active).where(User.email.is_in(candidates))
+    }
+    staff = set()
+    if accounts:
+        staff = {
+            row["user"]
+            for row in await UserRole.select(UserRole.user).where(
+                UserRole.user.is_in([row["id"] for row in accounts.values()])
+                & UserRole.role.is_in(sorted(policy.STAFF_ROLES))
+            )
+        }
+    copied: list[str] = []
+    for address in candidates:
+        account = accounts.get(address)
+        if account is not None and account["id"] in already:
+            continue  # the requester or copied already
+        reason = ""
+        if address in bouncing:
+            reason = "bouncing"
+        elif account is not None and account["id"] in staff:
+            reason = "staff"
+        elif account is not None and not account["is_active"]:
+            reason = "deactivated"
+        elif len(copied) >= MAX_CCS_PER_MESSAGE:
+            reason = f"over {MAX_CCS_PER_MESSAGE} per message"
+        if reason:
+            skipped.append(f"{address} ({reason})")
+            continue
+        if account is None:
+            user_id = (await _new_customer(address, parsed.names.get(address, ""), sample_text)).user_id
+        else:
+            user_id = account["id"]
+        await TicketFollower.insert(TicketFollower(ticket=ticket_id, user=user_id, created_at=utcnow()))
+        already.add(user_id)
+        rows = await TicketMessage.insert(
+            TicketMessage(
+                ticket=ticket_id,
+                author=actor.user_id,
+                kind="system",
+                event={"event": "cc_added", "email": address},
+                channel="email",
+                created_at=utcnow(),
+            )
+        ).returning(TicketMessage.id)
+        await live.message_added(ticket_id, rows[0]["id"])
+        copied.append(address)
+    return copied, skipped
+
+
+def _copy_note(copied: list[str], skipped: list[str]) -> str:
+    note = f"; copied on the ticket: {', '.join(copied)}" if copied else ""
+    if skipped:
+        note += f"; not copied: {', '.join(skipped)}"
+    return note[:1500]
 
 
 # Actions --------------------------------------------------------------------------------------
@@ -358,8 +488,10 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
         raise Outcome("quarantined", "no usable From address")
     if inbound.is_our_recipient(sender):
         raise Outcome("ignored", "sent from one of our own support addresses")
-    actor = await _mail_actor(sender, parsed.from_name, f"{parsed.subject}\n{parsed.text[:2000]}")
+    sample_text = f"{parsed.subject}\n{parsed.text[:2000]}"
+    actor = await _mail_actor(sender, parsed.from_name, sample_text)
     assert actor.user_id is not None
+    await bounces.clear(sender)  # someone reads this mailbox again
     match = await mailthread.find_ticket(
         sender_id=actor.user_id,
         subject=parsed.subject,
@@ -374,6 +506,7 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
     if match.ticket_id is not None:
         body = body_markdown(parsed, new_ticket=False)
         message_id = await services.add_reply(actor, match.ticket_id, body, uploads=uploads, channel="email")
+        note += _copy_note(*await _copy_recipients(match.ticket_id, actor, parsed, sample_text, fresh=False))
         return "done", f"reply on ticket #{match.ticket_id} (matched by {match.how}){note}", match.ticket_id, message_id
     body = body_markdown(parsed, new_ticket=True)
     ticket_id, first_id = await services.open_ticket_with_message(
@@ -384,6 +517,7 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
         channel_ref=parsed.message_id[:200],
         uploads=uploads,
     )
+    note += _copy_note(*await _copy_recipients(ticket_id, actor, parsed, sample_text, fresh=True))
     reason = f"new ticket #{ticket_id}"
     if match.related_id is not None:
         await _link_related(ticket_id, match.related_id)

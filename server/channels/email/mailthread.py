@@ -165,8 +165,16 @@ async def by_subject_and_requester(subject: str, sender_id: int) -> int | None:
 
 
 async def find_ticket(
-    *, sender_id: int, subject: str, in_reply_to: list[str], references: list[str], recipients: list[str]
+    *,
+    sender_id: int,
+    subject: str,
+    in_reply_to: list[str],
+    references: list[str],
+    recipients: list[str],
+    new_sender: bool = False,
 ) -> Match:
+    """`new_sender`: the sender's account was made for this message, so no ticket is theirs yet
+    (the subject match is skipped)."""
     found = await by_references(in_reply_to, references)
     if found is not None and (match := await _decide(found, sender_id, "references")):
         return match
@@ -180,7 +188,7 @@ async def find_ticket(
             if ticket["status"] == "closed":
                 return Match(related_id=ticket["id"], how="subject_tag")
             return Match(ticket_id=ticket["id"], how="subject_tag")
-    found = await by_subject_and_requester(subject, sender_id)
+    found = None if new_sender else await by_subject_and_requester(subject, sender_id)
     if found is not None:
         return Match(ticket_id=found, how="subject")
     return Match()

@@ -238,9 +238,9 @@ async def _new_customer(address: str, name: str, sample_text: str) -> Actor:
     return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
 
 
-async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
+async def _mail_actor(address: str, name: str, sample_text: str) -> tuple[Actor, bool]:
     """The sender as a customer: their account (made when unknown), with no staff role and no
-    organisation admin rights, whatever the account holds."""
+    organisation admin rights, whatever the account holds; and whether it was made now."""
     row = (
         await User.select(
             User.id,
@@ -255,12 +255,12 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
         .first()
     )
     if row is None:
-        return await _new_customer(address, name, sample_text)
+        return await _new_customer(address, name, sample_text), True
     if not row["is_active"]:
         raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
     # What load_actor builds, without the roles and organisation-admin rights it would drop here.
     orgs = await Membership.select(Membership.organisation).where(Membership.user == row["id"])
-    return Actor(
+    actor = Actor(
         user_id=row["id"],
         email=row["email"],
         display_name=row["display_name"],
@@ -271,6 +271,7 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> Actor:
         admin_org_ids=frozenset(),
         email_verified=row["email_verified_at"] is not None,
     )
+    return actor, False
 
 
 # People copied ----------------------------------------------------------------------------------
@@ -410,8 +411,9 @@ async def _link_related(new_id: int, other_id: int) -> None:
         await live.message_added(one, rows[0]["id"])
 
 
-async def _record_bounce(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[int | None, str]:
-    """Mark the failed addresses as bouncing and tell the ticket the bounced mail was about."""
+async def _record_bounce(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[int | None, str, list[str]]:
+    """Mark the failed addresses as bouncing and tell the ticket the bounced mail was about.
+    Returns (the ticket, the reason, the addresses marked)."""
     ticket_id = await mailthread.by_references(parsed.in_reply_to, parsed.references)
     if ticket_id is None:  # the report quotes the bounced mail's headers: find our Message-ID there
         ticket_id = tokens.ticket_from_message_ids(raw[: 512 * 1024].decode("latin-1"))
@@ -436,20 +438,27 @@ async def _record_bounce(row: dict[str, Any], parsed: ParsedMail, raw: bytes) ->
             ).returning(TicketMessage.id)
             await live.message_added(ticket_id, rows[0]["id"])
     where = f" on ticket #{ticket_id}" if ticket_id is not None else " (no ticket found)"
-    return ticket_id, f"bounce for {', '.join(addresses) or 'an unknown address'}{where}"
+    return ticket_id, f"bounce for {', '.join(addresses) or 'an unknown address'}{where}", addresses
 
 
-async def _is_duplicate(row: dict[str, Any], parsed: ParsedMail, sender: str) -> int | None:
-    same = InboundMail.sha256 == row["sha256"]
-    if parsed.message_id:
-        same = same | ((InboundMail.message_id == parsed.message_id) & (InboundMail.from_address == sender))
-    earlier = (
-        await InboundMail.select(InboundMail.id)
-        .where(same & (InboundMail.id != row["id"]) & InboundMail.status.is_in(["done", "ignored"]))
-        .order_by(InboundMail.id)
-        .first()
+async def _seen_before(row: dict[str, Any], parsed: ParsedMail, sender: str) -> tuple[int | None, bool]:
+    """(the earlier processed copy of this message, if any; whether its Message-ID is one of our
+    own outbound mails), in one statement. A copy is the same bytes, or the same Message-ID from
+    the same sender."""
+    message_id = parsed.message_id or ""
+    found = await InboundMail.raw(
+        "SELECT (SELECT id FROM inbound_mail WHERE (sha256 = {} OR ({} <> '' AND message_id = {} AND "
+        "from_address = {})) AND id <> {} AND status IN ('done', 'ignored') ORDER BY id LIMIT 1) AS earlier, "
+        "EXISTS (SELECT 1 FROM mail_reference WHERE {} <> '' AND message_id = {} AND direction = 'out') AS ours",
+        row["sha256"],
+        message_id,
+        message_id,
+        sender,
+        row["id"],
+        message_id,
+        message_id,
     )
-    return earlier["id"] if earlier else None
+    return found[0]["earlier"], bool(found[0]["ours"])
 
 
 async def _serialise_on(key: str) -> None:
@@ -461,24 +470,23 @@ async def _serialise_on(key: str) -> None:
         await engine().run_ddl(f"SELECT pg_advisory_xact_lock(hashtext('{digest}'))")
 
 
-async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str, str, int | None, int | None]:
+async def _act(
+    row: dict[str, Any], parsed: ParsedMail, raw: bytes, chunk: _Chunk
+) -> tuple[str, str, int | None, int | None]:
     """The message's outcome: (status, reason, ticket, ticket message)."""
     release = row["retries"] > 0  # an admin retried it: the limits no longer apply
     sender = _sender_address(parsed)
     await _serialise_on(parsed.message_id or row["sha256"])
-    if (earlier := await _is_duplicate(row, parsed, sender)) is not None:
+    earlier, ours = await _seen_before(row, parsed, sender)
+    if earlier is not None:
         raise Outcome("ignored", f"duplicate of inbound message #{earlier}")
-    if _is_own_outbound_id(parsed.message_id) or (
-        parsed.message_id
-        and await MailReference.exists().where(
-            (MailReference.message_id == parsed.message_id) & (MailReference.direction == "out")
-        )
-    ):
+    if ours or _is_own_outbound_id(parsed.message_id):
         raise Outcome("ignored", "our own outbound mail")
     if sender and sender == tokens.support_address().lower():
         raise Outcome("ignored", "sent from our own support address")
     if parsed.kind == "bounce":
-        ticket_id, reason = await _record_bounce(row, parsed, raw)
+        ticket_id, reason, marked = await _record_bounce(row, parsed, raw)
+        chunk.bouncing.update(marked)
         return "done", reason, ticket_id, None
     if parsed.kind in ("auto_reply", "bulk"):
         raise Outcome("ignored", f"{parsed.kind.replace('_', '-')}: no ticket and no answer")
@@ -489,11 +497,14 @@ async def _act(row: dict[str, Any], parsed: ParsedMail, raw: bytes) -> tuple[str
     if inbound.is_our_recipient(sender):
         raise Outcome("ignored", "sent from one of our own support addresses")
     sample_text = f"{parsed.subject}\n{parsed.text[:2000]}"
-    actor = await _mail_actor(sender, parsed.from_name, sample_text)
+    actor, new_sender = await _mail_actor(sender, parsed.from_name, sample_text)
     assert actor.user_id is not None
-    await bounces.clear(sender)  # someone reads this mailbox again
+    if sender in chunk.bouncing:
+        await bounces.clear(sender)  # someone reads this mailbox again
+        chunk.bouncing.discard(sender)
     match = await mailthread.find_ticket(
         sender_id=actor.user_id,
+        new_sender=new_sender,
         subject=parsed.subject,
         in_reply_to=parsed.in_reply_to,
         references=parsed.references,
@@ -537,10 +548,17 @@ def _transient(exc: BaseException) -> bool:
 
 
 async def _finish(
-    inbound_id: int, status: str, reason: str, ticket_id: int | None = None, message_id: int | None = None
+    inbound_id: int,
+    status: str,
+    reason: str,
+    ticket_id: int | None = None,
+    message_id: int | None = None,
+    fields: dict[Any, Any] | None = None,
 ) -> None:
+    """The outcome, with the headers the admin's list shows (`fields`, from `_header_fields`)."""
     await InboundMail.update(
         {
+            **(fields or {}),
             InboundMail.status: status,
             InboundMail.reason: reason[:4000],
             InboundMail.ticket: ticket_id,
@@ -559,6 +577,14 @@ def _header_fields(parsed: ParsedMail) -> dict[Any, Any]:
 
 
 COMMIT_EVERY = 20  # messages per commit (each in its own savepoint); short, so intake is not held up
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """What the messages of one transaction share, read once for all of them."""
+
+    claimed: set[int]  # the ids this transaction took (still pending when it began)
+    bouncing: set[str]  # senders marked as bouncing (a normal message from one lifts the mark)
 
 
 @dataclasses.dataclass
@@ -583,22 +609,16 @@ def _prepare(row: dict[str, Any]) -> _Prepared:
         return _Prepared(row, problem=f"unreadable: {type(exc).__name__}: {exc}")
 
 
-async def _handle(item: _Prepared) -> tuple[str, str]:
+async def _handle(item: _Prepared, chunk: _Chunk) -> tuple[str, str]:
     """One message inside the batch's transaction. Returns (status, reason)."""
     row, parsed = item.row, item.parsed
-    fields = _header_fields(parsed) if parsed is not None else {}
-    claimed = (
-        await InboundMail.update({**fields, InboundMail.processed_at: utcnow()})
-        .where((InboundMail.id == row["id"]) & (InboundMail.status == "pending"))
-        .returning(InboundMail.id)
-    )
-    if not claimed:  # another worker finished it meanwhile
+    if row["id"] not in chunk.claimed:  # another worker finished it meanwhile
         return "skipped", ""
     if parsed is None:
         await _finish(row["id"], "failed", item.problem)
         return "failed", item.problem
     try:
-        status, reason, ticket_id, message_id = await _act(row, parsed, item.raw)
+        status, reason, ticket_id, message_id = await _act(row, parsed, item.raw, chunk)
     except Outcome as outcome:
         status, reason, ticket_id, message_id = outcome.status, outcome.reason, None, None
     if status == "done" and message_id is not None and parsed.message_id and ticket_id is not None:
@@ -611,18 +631,18 @@ async def _handle(item: _Prepared) -> tuple[str, str]:
                 created_at=utcnow(),
             )
         )
-    await _finish(row["id"], status, reason, ticket_id, message_id)
+    await _finish(row["id"], status, reason, ticket_id, message_id, _header_fields(parsed))
     return status, reason
 
 
-async def _handle_isolated(tx: Any, item: _Prepared) -> str:
+async def _handle_isolated(tx: Any, item: _Prepared, chunk: _Chunk) -> str:
     """`_handle` in a savepoint: a message that raises is rolled back alone and marked failed;
     the others of the batch commit. A database error (busy, gone) fails the whole batch, whose
     messages stay pending for the job's retry."""
     savepoint = await engine().current_transaction.get().savepoint()
     callbacks = len(tx.callbacks)
     try:
-        status, reason = await _handle(item)
+        status, reason = await _handle(item, chunk)
     except Exception as exc:
         await savepoint.rollback_to()
         del tx.callbacks[callbacks:]  # no realtime events for what was rolled back
@@ -630,15 +650,28 @@ async def _handle_isolated(tx: Any, item: _Prepared) -> str:
             raise
         log.exception("inbound mail %s failed", item.row["id"])
         fields = _header_fields(item.parsed) if item.parsed is not None else {}
-        await InboundMail.update(fields or {InboundMail.reason: ""}).where(InboundMail.id == item.row["id"])
         status, reason = "failed", f"{type(exc).__name__}: {exc}"
-        await _finish(item.row["id"], status, reason)
+        await _finish(item.row["id"], status, reason, fields=fields)
     else:
         await savepoint.release()
     if status != "skipped":
         level = logging.INFO if status in ("done", "ignored") else logging.WARNING
         log.log(level, "inbound mail %s %s: %s", item.row["id"], status, reason)
     return status
+
+
+async def _claim(prepared: list[_Prepared]) -> _Chunk:
+    """Take the chunk's messages that are still pending, in one statement inside its transaction
+    (a concurrent worker's claim waits for it, then finds them done), and read which senders
+    bounce."""
+    ids = [item.row["id"] for item in prepared]
+    claimed = await (
+        InboundMail.update({InboundMail.processed_at: utcnow()})
+        .where(InboundMail.id.is_in(ids) & (InboundMail.status == "pending"))
+        .returning(InboundMail.id)
+    )
+    senders = [_sender_address(item.parsed) for item in prepared if item.parsed is not None]
+    return _Chunk(claimed={row["id"] for row in claimed}, bouncing=await bounces.bouncing(senders))
 
 
 async def process_many(ids: Sequence[int]) -> dict[int, str]:
@@ -660,10 +693,13 @@ async def process_many(ids: Sequence[int]) -> dict[int, str]:
             .order_by(InboundMail.id)
             .output(load_json=True)
         )
+        if not rows:
+            continue
         prepared = [_prepare(row) for row in rows]
         async with atomic() as tx:
+            chunk = await _claim(prepared)
             for item in prepared:
-                outcome[item.row["id"]] = await _handle_isolated(tx, item)
+                outcome[item.row["id"]] = await _handle_isolated(tx, item, chunk)
     return outcome
 
 

@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from server import features, jobs  # noqa: F401 - features registers every job handler
+    from server import features, jobs, retention  # noqa: F401 - features registers every job handler
     from server.logging import configure_logging
     from server.search.sync import enqueue_settings_update, ensure_indexes
 
@@ -66,6 +66,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except Exception as exc:  # Meilisearch down: a job applies them when it is back
             print(f"kizuna: search indexes not ready ({exc}); will retry in the background", file=sys.stderr)
             await enqueue_settings_update()
+        await retention.schedule()  # this hour's prunes; each run then queues the next hour's
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,6 +8,8 @@ from server.channels.chat import services as chat_services  # noqa: F401 - chat 
 from server.channels.email import outbound as email_outbound  # noqa: F401 - mail.ticket
 from server.channels.email import processing as email_inbound  # noqa: F401 - email.inbound, email.inbound_sweep
 from server.desk import csat as desk_csat  # noqa: F401 - desk.csat_remind
+from server.desk import deflection as desk_deflection  # noqa: F401 - desk.deflection_prune
+from server.desk import idempotency as desk_idempotency  # noqa: F401 - desk.idempotency_prune
 from server.desk import search as desk_search  # noqa: F401 - the "ticket" search document type
 from server.desk import services as desk_services  # noqa: F401 - desk.auto_close
 from server.desk import sla as desk_sla  # noqa: F401 - desk.sla_check, desk.sla_recompute
@@ -20,4 +22,4 @@ from server.notifications import fanout as notification_fanout  # noqa: F401 - n
 from server.notifications import live as notification_live  # noqa: F401 - the "user" topic, bell event
 from server.realtime import publishing as realtime_publishing  # noqa: F401 - realtime.purge
 from server.search import sync  # noqa: F401 - search.sync, search.settings
-from server.webhooks import delivery as webhook_delivery  # noqa: F401 - webhooks.deliver
+from server.webhooks import delivery as webhook_delivery  # noqa: F401 - webhooks.deliver, webhooks.prune_log

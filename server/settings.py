@@ -62,6 +62,10 @@ class Settings:
     inbound_max_bytes: int = 25 * 1024 * 1024  # largest inbound email accepted (SMTP and HTTP)
     inbound_secret: str = ""  # Bearer secret of POST /api/v1/inbound/email
     chat_allowed_origins: str = "https:"  # CSP frame-ancestors of /chat (the widget's iframe)
+    # Webhook delivery attempts (and events no kept attempt needs) are deleted this many days
+    # after they happened, hourly by the worker; a delivery still queued or retrying is never
+    # deleted (server/webhooks/delivery.py, docs/WEBHOOKS.md).
+    webhook_log_days: int = 30
 
     @property
     def is_postgres(self) -> bool:
@@ -98,6 +102,7 @@ def load_settings() -> Settings:
         inbound_max_bytes=max(1024, int(_env("INBOUND_MAX_BYTES", str(25 * 1024 * 1024)))),
         inbound_secret=_load_secret_key(data_dir, "INBOUND_EMAIL_SECRET", "inbound_email_secret"),
         chat_allowed_origins=_env("CHAT_ALLOWED_ORIGINS", "https:"),
+        webhook_log_days=max(1, int(_env("WEBHOOK_LOG_DAYS", "30"))),
     )
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from server import retention
 from server.accounts.auth import utcnow
 from server.db import atomic
 from server.desk.tables import DeflectionEvent
@@ -24,6 +26,16 @@ from server.settings import get_settings
 
 MAX_AGE_SECONDS = 24 * 3600
 KINDS = ("shown", "click", "left", "submitted")
+
+# Retention. The deflection-rate report (Insight, not built yet) has nothing else to read: there is
+# no daily rollup, and the rate needs whole visits (shown → click → left or submitted) counted
+# over whatever period the report asks for. So the raw rows are the report's data and are kept
+# 400 days: a year of reporting (this month against the same month last year) plus a margin.
+# Older rows are deleted hourly. A visit lasts at most MAX_AGE_SECONDS, so the cut splits at most
+# a day's visits, 400 days back, outside any yearly report. When Insight stores daily totals,
+# the raw rows need keeping only until they are counted.
+KEEP_EVENTS = timedelta(days=400)
+PRUNE_KIND = "desk.deflection_prune"
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -101,3 +113,9 @@ async def record(actor: Actor, kind: str, token: str, doc: str = "", ticket_id: 
                 created_at=utcnow(),
             )
         )
+
+
+@retention.prunes(PRUNE_KIND)
+async def prune_events() -> int:
+    """Delete the events older than KEEP_EVENTS; returns how many went."""
+    return await retention.delete_in_batches(DeflectionEvent, "created_at < {}", utcnow() - KEEP_EVENTS)

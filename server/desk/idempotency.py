@@ -1,13 +1,18 @@
 """`Idempotency-Key` for API POSTs: the first result for (user, key) is stored in the same
 transaction as the action, and a retry with the same key gets that result back instead of doing
-the action twice. A key reused for a different request is a 422."""
+the action twice. A key reused for a different request is a 422.
+
+A key answers retries for KEEP_KEYS (24 hours, Stripe's window) and is then deleted by an hourly
+job, so within the following hour; the same key afterwards starts a new request."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+from server import retention
 from server.accounts.auth import utcnow
 from server.db import atomic
 from server.desk.tables import DeskIdempotencyKey
@@ -16,6 +21,8 @@ from server.i18n import _
 from server.policy import Actor
 
 MAX_KEY_CHARS = 200
+KEEP_KEYS = timedelta(hours=24)  # a client retries within minutes; nobody retries a POST days later
+PRUNE_KIND = "desk.idempotency_prune"
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -57,3 +64,9 @@ async def run_once(
             {DeskIdempotencyKey.status_code: status, DeskIdempotencyKey.response: body}
         ).where(DeskIdempotencyKey.id == inserted[0]["id"])
     return status, body, False
+
+
+@retention.prunes(PRUNE_KIND)
+async def prune_keys() -> int:
+    """Delete the keys older than KEEP_KEYS; returns how many went."""
+    return await retention.delete_in_batches(DeskIdempotencyKey, "created_at < {}", utcnow() - KEEP_KEYS)

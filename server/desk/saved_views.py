@@ -24,6 +24,7 @@ from server.desk.tables import CHANNELS, PRIORITIES, STATUSES, DeskGroupMember, 
 from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.policy import Actor, ensure
+from server.prepared import prepared
 
 COLUMNS = (
     "id",
@@ -176,18 +177,24 @@ async def count_spec(actor: Actor, spec: ViewSpec) -> int:
 VIEW_COLUMNS = (*DeskSavedView.all_columns(), DeskSavedView.owner.display_name.as_alias("owner_name"))
 
 
+@prepared
+def _own_and_shared_views(user_id: Any) -> Any:
+    """The user's views and those shared with a group of the user (the policy still checks each)."""
+    teams = DeskGroupMember.select(DeskGroupMember.team).where(DeskGroupMember.user == user_id)
+    return (
+        DeskSavedView.select(*VIEW_COLUMNS)
+        .where((DeskSavedView.owner == user_id) | DeskSavedView.team.is_in(teams))
+        .order_by(DeskSavedView.name)
+        .output(load_json=True)
+    )
+
+
 async def visible_views(actor: Actor) -> list[dict[str, Any]]:
     """The agent's own views and those shared with the agent's groups, by name."""
     if not policy.can_use_desk(actor):
         return []
-    teams = await queries.group_ids_of(actor.user_id)
-    condition = DeskSavedView.owner == actor.user_id
-    if teams:
-        condition = condition | DeskSavedView.team.is_in(teams)
-    rows = (
-        await DeskSavedView.select(*VIEW_COLUMNS).where(condition).order_by(DeskSavedView.name).output(load_json=True)
-    )
-    mine = frozenset(teams)
+    mine = frozenset(await queries.group_ids_of(actor.user_id))
+    rows = await _own_and_shared_views(actor.user_id)
     return [r for r in rows if policy.can_read_saved_view(actor, r["owner"], r["team"], mine)]
 
 

@@ -51,9 +51,10 @@ from server.desk.businesshours import (
 from server.desk.sla_tables import SlaCalendar, SlaPolicy, TicketSla
 from server.desk.tables import PRIORITIES, UNSOLVED, DeskGroup, Ticket, TicketMessage
 from server.errors import Invalid, NotFound
-from server.i18n import _
+from server.i18n import _, get_locale
 from server.mail import queue_mail
 from server.policy import Actor, ensure
+from server.prepared import prepared
 from server.settings import get_settings
 from server.shortcache import ShortCache
 from server.webhooks import services as webhooks
@@ -540,22 +541,39 @@ def state_labels() -> dict[str, str]:
     }
 
 
+# state_labels() per locale, for badge(): a list page asks for a badge on every row.
+_STATE_LABELS: dict[str, dict[str, str]] = {}
+
+
 def badge(row: dict[str, Any]) -> dict[str, Any] | None:
     """The SLA badge of a ticket row (with sla_due_at and sla_at_risk_at), as of now."""
     due = row.get("sla_due_at")
     if due is None:
         return None
     state = state_at(due, row.get("sla_at_risk_at"), utcnow())
-    return {"state": state, "label": state_labels()[state], "due_at": due}
+    locale = get_locale()
+    labels = _STATE_LABELS.get(locale)
+    if labels is None:
+        labels = _STATE_LABELS[locale] = state_labels()
+    return {"state": state, "label": labels[state], "due_at": due}
+
+
+@prepared
+def _ticket_sla(ticket_id: Any) -> Any:
+    return (
+        TicketSla.select(*TicketSla.all_columns(), TicketSla.ticket.priority.as_alias("ticket_priority"))
+        .where(TicketSla.ticket == ticket_id)
+        .limit(1)
+        .output(load_json=True)
+    )
 
 
 async def ticket_panel(ticket_id: int) -> dict[str, Any] | None:
     """What the ticket page shows: policy, each target's due time and state, past breaches."""
-    row = await TicketSla.select().where(TicketSla.ticket == ticket_id).output(load_json=True).first()
-    ticket = await Ticket.select(Ticket.priority).where(Ticket.id == ticket_id).first()
-    if row is None or row["policy"] is None or ticket is None:
+    row = await _ticket_sla.first(ticket_id)  # with its ticket's priority
+    if row is None or row["policy"] is None or row["ticket_priority"] is None:
         return None
-    applied = await policy_for(ticket["priority"])
+    applied = await policy_for(row["ticket_priority"])
     if applied is None:
         return None
     now = utcnow()

@@ -27,6 +27,7 @@ from server.forum.tables import (
     ForumThreadTag,
 )
 from server.policy import Actor
+from server.prepared import prepared
 
 PAGE_SIZE = 20
 LIST_SIZE = 30
@@ -397,11 +398,13 @@ async def bookmarked_threads(actor: Actor, limit: int = 100) -> list[dict[str, A
     )
 
 
-async def recent_activity_of(user_id: int, limit: int = 5) -> list[dict[str, Any]]:
-    """A member's latest visible posts (threads started and replies), for staff context such as
-    the desk's customer sidebar: deleted posts and hidden or deleted threads are left out."""
+RECENT_ACTIVITY = 5
+
+
+@prepared
+def _recent_activity(user_id: Any) -> Any:
     return (
-        await ForumPost.select(
+        ForumPost.select(
             ForumPost.id,
             ForumPost.number,
             ForumPost.created_at,
@@ -416,5 +419,11 @@ async def recent_activity_of(user_id: int, limit: int = 5) -> list[dict[str, Any
             & (ForumPost.thread.hidden == False)  # noqa: E712 - SQL
         )
         .order_by(ForumPost.created_at, ascending=False)
-        .limit(limit)
+        .limit(RECENT_ACTIVITY)
     )
+
+
+async def recent_activity_of(user_id: int) -> list[dict[str, Any]]:
+    """A member's latest visible posts (threads started and replies), for staff context such as
+    the desk's customer sidebar: deleted posts and hidden or deleted threads are left out."""
+    return await _recent_activity(user_id)

@@ -17,6 +17,7 @@ from server.i18n import _
 from server.notifications import live, registry
 from server.notifications.tables import Notification, NotificationSubscription
 from server.policy import Actor
+from server.prepared import prepared
 
 LEVELS = ("watching", "tracking", "normal", "muted")
 AUTOMATIC_RANK = {"normal": 0, "tracking": 1, "watching": 2}
@@ -214,9 +215,14 @@ async def stop_all_email(user_id: int) -> None:
 # Notifications -------------------------------------------------------------------------------
 
 
+@prepared
+def _unread_count(user_id: Any) -> Any:
+    return Notification.count().where((Notification.recipient == user_id) & Notification.read_at.is_null())
+
+
 async def unread_count(user_id: int) -> int:
-    """One COUNT over the partial index of unread rows."""
-    return await Notification.count().where((Notification.recipient == user_id) & Notification.read_at.is_null())
+    """One COUNT over the partial index of unread rows (on every page: the bell)."""
+    return await _unread_count(user_id)
 
 
 async def list_notifications(actor: Actor, *, before_id: int | None = None, limit: int = PAGE_SIZE) -> list[dict]:

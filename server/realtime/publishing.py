@@ -12,6 +12,7 @@ from typing import Any
 
 from server import jobs
 from server.db import Tx
+from server.prepared import prepared
 from server.realtime import bus, registry
 from server.realtime.hub import _stamp
 from server.realtime.tables import RealtimeEvent
@@ -86,11 +87,16 @@ async def publish_ephemeral(channel: str, event: str, payload: dict[str, Any]) -
     await bus.broadcast({"i": None, "c": channel, "e": event, "p": payload})
 
 
+@prepared
+def _newest_event() -> Any:
+    return RealtimeEvent.select(RealtimeEvent.id).order_by(RealtimeEvent.id, ascending=False).limit(1)
+
+
 async def current_event_id() -> int:
     """The newest stored event id. Read it *before* the data a page shows and put it on the
     page's `ws-connect` element as `data-live-last-event-id`, so the page's socket replays
     anything that happened while the page was being rendered."""
-    row = await RealtimeEvent.select(RealtimeEvent.id).order_by(RealtimeEvent.id, ascending=False).first()
+    row = await _newest_event.first()
     return row["id"] if row else 0
 
 

@@ -284,3 +284,15 @@ async def test_views_count_and_page_with_a_keyset_cursor(people: People) -> None
     oldest_first, _ = await queries.list_view(people.agent, "all", sort="created", limit=10)
     assert [r["id"] for r in oldest_first] == sorted(seen)
     assert (await TicketMessage.count().where(TicketMessage.kind == "system")) == 3
+
+
+async def test_a_customer_reads_neither_internal_notes_nor_their_files(people: People) -> None:
+    ticket_id = await make_ticket(people.customer, "Export fails", "The CSV export stops.")
+    await services.add_reply(people.agent, ticket_id, "Send the log, please", uploads=[Upload("steps.txt", b"1. 2.")])
+    await services.add_note(people.agent, ticket_id, "Their plan is expired", uploads=[Upload("plan.txt", b"x")])
+    for_customer = await queries.conversation(people.customer, ticket_id)
+    assert [m["body_md"] for m in for_customer] == ["The CSV export stops.", "Send the log, please"]
+    assert [[f["filename"] for f in m["attachments"]] for m in for_customer] == [[], ["steps.txt"]]
+    for_agent = await queries.conversation(people.agent, ticket_id)
+    files = {m["body_md"]: [f["filename"] for f in m["attachments"]] for m in for_agent if m["kind"] != "system"}
+    assert files["Their plan is expired"] == ["plan.txt"] and files["Send the log, please"] == ["steps.txt"]

@@ -1,0 +1,79 @@
+"""server/prepared.py: a read built by Piccolo once runs again with new values and returns what
+Piccolo itself returns, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.db import atomic
+from server.desk import queries, services
+from server.desk.tables import Ticket
+from server.prepared import Prepared, prepared
+from tests.desk.factories import make_ticket
+from tests.factories import make_org, make_user
+
+
+def _ticket_with_names(ticket_id: Any) -> Any:
+    # joins, aliases, a JSON column (loaded), timestamps and an ordering
+    return Ticket.select(*queries.TICKET_COLUMNS).where(Ticket.id == ticket_id).output(load_json=True)
+
+
+async def test_rows_are_those_piccolo_returns_for_each_value() -> None:
+    await make_org()
+    customer = await make_user(org="acme-corp", name="Casey Customer")
+    first = await make_ticket(customer, "Export fails", tags=["export", "csv"])
+    second = await make_ticket(customer, "Login broken", tags=[])
+    read = Prepared(_ticket_with_names)
+    for ticket_id in (first, second, first, 10**9):
+        assert await read(ticket_id) == await _ticket_with_names(ticket_id)
+    row = await read.first(first)
+    assert row["tags"] == ["csv", "export"] or row["tags"] == ["export", "csv"]
+    assert row["requester_name"] == "Casey Customer" and row["organisation_name"] == "Acme Corp"
+    assert row["created_at"].tzinfo is not None
+    assert await read.first(10**9) is None
+
+
+async def test_counts_and_raw_statements_bind_every_place_of_a_value() -> None:
+    await make_org()
+    customer = await make_user(org="acme-corp")
+    other = await make_user(org="acme-corp")
+    ids = [await make_ticket(customer, f"Ticket {n}") for n in range(3)]
+    await make_ticket(other, "Someone else's")
+
+    @prepared
+    def count_of(requester: Any) -> Any:
+        return Ticket.count().where(Ticket.requester == requester)
+
+    @prepared
+    def others_of(requester: Any, exclude: Any) -> Any:
+        return Ticket.raw(
+            "SELECT id FROM ticket WHERE requester = {} AND id != {} AND requester = {} ORDER BY id",
+            requester,
+            exclude,
+            requester,
+        )
+
+    assert await count_of(customer.user_id) == 3 and await count_of(other.user_id) == 1
+    assert [r["id"] for r in await others_of(customer.user_id, ids[1])] == [ids[0], ids[2]]
+
+
+async def test_it_reads_inside_the_current_transaction() -> None:
+    await make_org()
+    customer = await make_user(org="acme-corp")
+    read = Prepared(_ticket_with_names)
+    async with atomic():
+        ticket_id = await services.open_ticket(customer, "Not committed yet", "Body")
+        assert (await read.first(ticket_id))["subject"] == "Not committed yet"
+
+
+async def test_a_value_that_does_not_reach_the_statement_is_refused() -> None:
+    @prepared
+    def ignores_its_argument(ticket_id: Any) -> Any:
+        return Ticket.select(Ticket.id).where(Ticket.id == 1)
+
+    with pytest.raises(TypeError, match="bound"):
+        await ignores_its_argument(5)
+    with pytest.raises(TypeError, match="takes 1 values"):
+        await Prepared(_ticket_with_names)(1, 2)

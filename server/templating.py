@@ -89,6 +89,9 @@ def environment() -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are read once per process, like the code: no stat() of every included file
+        # on every render. A changed template needs a restart, as a changed module does.
+        auto_reload=False,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda message: i18n.translations(i18n.get_locale()).gettext(message),

@@ -15,6 +15,7 @@ from server.accounts.auth import CurrentActor
 from server.channels.email import outbound
 from server.channels.forum_ticket import services as forum_ticket
 from server.desk import attachments, bulk, csat, fields, live, queries, saved_views, services, sla
+from server.desk import rows as desk_rows  # noqa: F401 - desk_row() for desk/_list.html
 from server.desk.support_routes import too_large_error
 from server.desk.tables import PRIORITIES, STATUSES, TICKET_TYPES
 from server.desk.web import describe_event, field_names, uploads_from

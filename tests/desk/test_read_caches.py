@@ -4,9 +4,13 @@ queries (the view counts, a ticket's links) read what the separate ones did."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 
 from server.accounts import services as accounts
+from server.accounts.auth import utcnow
+from server.accounts.tables import User
 from server.desk import queries, services
 from server.desk.tables import Ticket
 from tests.conftest import csrf_token, post_form
@@ -91,3 +95,24 @@ async def test_links_in_one_query(people: People) -> None:
     assert [r["id"] for r in of_child["parent"]] == [a]
     assert of_child["parent"][0]["subject"] == "T0"
     assert of_child["related"] == [] and of_child["children"] == []
+
+
+async def test_list_rows_show_every_change_and_the_badge_as_of_now(client: httpx.AsyncClient, people: People) -> None:
+    """Rows are rendered once per distinct content (server/desk/rows.py): a changed value, a
+    renamed requester or a badge that turned at-risk by the clock is a different row."""
+    ticket_id = await make_ticket(people.customer, subject="Export fails")
+    await login(client, people.agent.email)
+    first = (await client.get("/desk?view=all")).text
+    assert "Export fails" in first and (await client.get("/desk?view=all")).text.count("Export fails") == 1
+
+    version = (await Ticket.select(Ticket.version).where(Ticket.id == ticket_id).first())["version"]
+    await services.update_ticket(people.agent, ticket_id, version, {"status": "pending"})
+    await User.update({User.display_name: "Renamed Customer"}).where(User.id == people.customer.user_id)
+    page = (await client.get("/desk?view=all")).text
+    assert "ticket-status-pending" in page and "Renamed Customer" in page
+
+    soon = utcnow() + timedelta(hours=1)
+    await Ticket.update({Ticket.sla_due_at: soon, Ticket.sla_at_risk_at: soon}).where(Ticket.id == ticket_id)
+    assert "sla-ok" in (await client.get("/desk?view=all")).text
+    await Ticket.update({Ticket.sla_at_risk_at: utcnow() - timedelta(minutes=1)}).where(Ticket.id == ticket_id)
+    assert "sla-at_risk" in (await client.get("/desk?view=all")).text

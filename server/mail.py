@@ -6,7 +6,11 @@ between "sent" and "marked done" carries the same Message-ID and receivers can d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
+import weakref
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlparse
@@ -55,13 +59,27 @@ def build_message(to: str, subject: str, text: str, key: str, headers: dict[str,
     return message
 
 
-async def send(message: EmailMessage, *, sender: str | None = None, recipients: list[str] | None = None) -> None:
-    """Hand the message to SMTP_URL. `sender`/`recipients`: the envelope, when not the headers'."""
-    parsed = urlparse(get_settings().smtp_url)
-    await aiosmtplib.send(
-        message,
-        sender=sender,
-        recipients=recipients,
+# One SMTP connection per event loop, reused by consecutive sends (the worker sends one job
+# after another; a backlog of acknowledgements would otherwise pay a connect, EHLO and QUIT
+# each). It is dropped after any error (the job's retry connects afresh: a message is never
+# re-sent in place) and when idle for longer than servers commonly keep one open.
+REUSE_IDLE_SECONDS = 10.0
+
+
+@dataclass
+class _Reused:
+    url: str
+    client: aiosmtplib.SMTP
+    used_at: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reused] = weakref.WeakKeyDictionary()
+
+
+def _client(url: str) -> aiosmtplib.SMTP:
+    parsed = urlparse(url)
+    return aiosmtplib.SMTP(
         hostname=parsed.hostname or "127.0.0.1",
         port=parsed.port or 25,
         username=parsed.username or None,
@@ -70,6 +88,38 @@ async def send(message: EmailMessage, *, sender: str | None = None, recipients: 
         start_tls=True if parsed.scheme == "smtp+starttls" else None,
         timeout=30,
     )
+
+
+async def _drop(reused: _Reused) -> None:
+    loop = asyncio.get_running_loop()
+    if _connections.get(loop) is reused:
+        del _connections[loop]
+    if reused.client.is_connected:
+        reused.client.close()
+
+
+async def send(message: EmailMessage, *, sender: str | None = None, recipients: list[str] | None = None) -> None:
+    """Hand the message to SMTP_URL. `sender`/`recipients`: the envelope, when not the headers'."""
+    url = get_settings().smtp_url
+    loop = asyncio.get_running_loop()
+    reused = _connections.get(loop)
+    stale = reused is not None and (
+        reused.url != url or not reused.client.is_connected or time.monotonic() - reused.used_at > REUSE_IDLE_SECONDS
+    )
+    if reused is not None and stale:
+        await _drop(reused)
+        reused = None
+    if reused is None:
+        reused = _connections[loop] = _Reused(url, _client(url), time.monotonic())
+    async with reused.lock:
+        try:
+            if not reused.client.is_connected:
+                await reused.client.connect()
+            await reused.client.send_message(message, sender=sender, recipients=recipients)
+        except BaseException:
+            await _drop(reused)
+            raise
+        reused.used_at = time.monotonic()
 
 
 @jobs.handler(KIND)

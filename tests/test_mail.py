@@ -159,3 +159,59 @@ async def test_captured_mail_reader_only_opens_its_own_files(mailbox: Mailbox) -
     for name in ("../secret_key", "/etc/passwd", message.name + "/..", "x.eml"):
         assert read_captured(name, mailbox.directory) is None
     assert list_captured(mailbox.directory / "missing") == []
+
+
+class _CountingHandler:
+    """An SMTP server of the test's own: counts connections (EHLO) and messages, refuses one
+    recipient."""
+
+    def __init__(self) -> None:
+        self.ehlos = 0
+        self.messages: list[str] = []
+
+    async def handle_EHLO(
+        self, server: object, session: object, envelope: object, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname  # type: ignore[attr-defined] - an EHLO hook sets it itself
+        return responses
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: object, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("refused@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
+        return "250 OK"
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.messages.extend(envelope.rcpt_tos)  # type: ignore[attr-defined]
+        return "250 Message accepted"
+
+
+async def test_consecutive_sends_share_one_connection_and_an_error_drops_it() -> None:
+    from aiosmtpd.controller import Controller
+
+    handler = _CountingHandler()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SMTP_URL", f"smtp://127.0.0.1:{port}")
+            get_settings.cache_clear()
+            for n in range(3):
+                await mail.send(mail.build_message(f"p{n}@example.test", "Hello", "Body", f"reuse-{n}"))
+            assert handler.messages == ["p0@example.test", "p1@example.test", "p2@example.test"]
+            assert handler.ehlos == 1
+
+            with pytest.raises(Exception, match="no such user"):
+                await mail.send(mail.build_message("refused@example.test", "Hello", "Body", "reuse-refused"))
+            await mail.send(mail.build_message("p3@example.test", "Hello", "Body", "reuse-3"))
+            assert handler.messages[-1] == "p3@example.test"
+            assert handler.ehlos == 2  # the failed send's connection was not used again
+    finally:
+        get_settings.cache_clear()
+        controller.stop()

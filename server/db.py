@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import aiosqlite
-from piccolo.engine.base import Engine
+from piccolo.engine.base import Engine, validate_savepoint_name
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
+from piccolo.engine.sqlite import Savepoint, SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,7 @@ class _SQLiteEngine(SQLiteEngine):
         if query_type == "insert" and self.get_version_sync() < 3.35:  # no RETURNING: Piccolo's way
             return await super()._run_in_existing_connection(connection, query, args, query_type, table)
         if connection in _WRITING:
-            cursor = connection._connection.execute(query, args or [])  # noqa: SLF001 - see the class docstring
-            try:
-                return cursor.fetchall()
-            finally:
-                cursor.close()
+            return _run_here(connection, query, args)
         connection.row_factory = dict_factory
         return await connection.execute_fetchall(query, args or [])
 
@@ -175,6 +171,26 @@ class _SQLiteEngine(SQLiteEngine):
 _WRITING: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
 
 
+def _run_here(connection: aiosqlite.Connection, query: str, args: list[Any] | None = None) -> list[Any]:
+    """A statement of a write transaction, on the event loop's thread (see _SQLiteEngine)."""
+    cursor = connection._connection.execute(query, args or [])  # noqa: SLF001 - aiosqlite's sqlite3 connection
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+class _HereSavepoint(Savepoint):
+    """A savepoint of a write transaction: its statements run on the event loop's thread too (a
+    savepoint per inbound message would otherwise cost two hand-offs each)."""
+
+    async def rollback_to(self) -> None:
+        _run_here(self.transaction.connection, f"ROLLBACK TO SAVEPOINT {self.name}")
+
+    async def release(self) -> None:
+        _run_here(self.transaction.connection, f"RELEASE SAVEPOINT {self.name}")
+
+
 class _PooledTransaction(SQLiteTransaction):
     """Piccolo's SQLite transaction on a reused connection; a connection left in an unknown
     state (a failed COMMIT or ROLLBACK) is closed, never reused."""
@@ -194,6 +210,14 @@ class _PooledTransaction(SQLiteTransaction):
 
     async def get_connection(self) -> aiosqlite.Connection:
         return await self.engine.take_connection()  # type: ignore[attr-defined]
+
+    async def savepoint(self, name: str | None = None) -> Savepoint:
+        if self.connection not in _WRITING:
+            return await super().savepoint(name)
+        name = name or f"savepoint_{self.get_savepoint_id()}"
+        validate_savepoint_name(name)
+        _run_here(self.connection, f"SAVEPOINT {name}")
+        return _HereSavepoint(name=name, transaction=self)
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent:

@@ -8,9 +8,11 @@ local part could in theory collide, and mentions then pick the older account).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from server.accounts.tables import User
 from server.db import atomic
+from server.prepared import prepared
 
 MAX_CHARS = 30
 _NOT_ALLOWED = re.compile(r"[^a-z0-9._-]+")
@@ -22,9 +24,14 @@ def base_handle(email: str) -> str:
     return handle or "user"
 
 
+@prepared
+def _handles_like(pattern: Any) -> Any:
+    return User.select(User.username).where(User.username.like(pattern))
+
+
 async def unique_handle(email: str) -> str:
     base = base_handle(email)
-    taken = {row["username"] for row in await User.select(User.username).where(User.username.like(f"{base}%"))}
+    taken = {row["username"] for row in await _handles_like(f"{base}%")}
     if base not in taken:
         return base
     n = 2

@@ -34,6 +34,7 @@ from server.accounts.auth import utcnow
 from server.channels.email import tokens
 from server.channels.email.tables import MailReference
 from server.desk.tables import UNSOLVED, Ticket, TicketFollower
+from server.prepared import prepared
 
 SUBJECT_WINDOW = timedelta(days=14)  # the ticket was created at most this long ago
 SOLVED_WINDOW = timedelta(days=7)  # a solved ticket still takes a subject match this long
@@ -66,17 +67,23 @@ def normalise_subject(subject: str) -> str:
     return " ".join(subject.split()).casefold()
 
 
+@prepared
+def _ticket_link_row(ticket_id: Any) -> Any:
+    return Ticket.select(Ticket.id, Ticket.requester, Ticket.status, Ticket.merged_into).where(Ticket.id == ticket_id)
+
+
+@prepared
+def _is_follower(ticket_id: Any, user_id: Any) -> Any:
+    return TicketFollower.exists().where((TicketFollower.ticket == ticket_id) & (TicketFollower.user == user_id))
+
+
 async def _survivor(ticket_id: int) -> dict[str, Any] | None:
     """The ticket, or the one it was merged into (followed to the end)."""
     seen: set[int] = set()
     current: int | None = ticket_id
     while current is not None and current not in seen:
         seen.add(current)
-        row = (
-            await Ticket.select(Ticket.id, Ticket.requester, Ticket.status, Ticket.merged_into)
-            .where(Ticket.id == current)
-            .first()
-        )
+        row = await _ticket_link_row.first(current)
         if row is None:
             return None
         if row["merged_into"] is None:
@@ -88,9 +95,7 @@ async def _survivor(ticket_id: int) -> dict[str, Any] | None:
 async def is_participant(ticket: dict[str, Any], user_id: int) -> bool:
     if ticket["requester"] == user_id:
         return True
-    return await TicketFollower.exists().where(
-        (TicketFollower.ticket == ticket["id"]) & (TicketFollower.user == user_id)
-    )
+    return bool(await _is_follower(ticket["id"], user_id))
 
 
 async def _decide(ticket_id: int, sender_id: int, how: str) -> Match | None:

@@ -48,6 +48,7 @@ from server.desk.attachments import Upload
 from server.desk.tables import Ticket, TicketFollower, TicketLink, TicketMessage
 from server.errors import Invalid
 from server.policy import Actor
+from server.prepared import prepared
 
 if TYPE_CHECKING:  # parsing is imported where it is used: the app starts without parsing anything
     from server.channels.email.parsing import ParsedMail
@@ -238,11 +239,10 @@ async def _new_customer(address: str, name: str, sample_text: str) -> Actor:
     return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
 
 
-async def _mail_actor(address: str, name: str, sample_text: str) -> tuple[Actor, bool]:
-    """The sender as a customer: their account (made when unknown), with no staff role and no
-    organisation admin rights, whatever the account holds; and whether it was made now."""
-    row = (
-        await User.select(
+@prepared
+def _account_by_email(address: Any) -> Any:
+    return (
+        User.select(
             User.id,
             User.is_active,
             User.email,
@@ -252,14 +252,25 @@ async def _mail_actor(address: str, name: str, sample_text: str) -> tuple[Actor,
             User.email_verified_at,
         )
         .where(User.email == address)
-        .first()
+        .limit(1)
     )
+
+
+@prepared
+def _organisations_of(user_id: Any) -> Any:
+    return Membership.select(Membership.organisation).where(Membership.user == user_id)
+
+
+async def _mail_actor(address: str, name: str, sample_text: str) -> tuple[Actor, bool]:
+    """The sender as a customer: their account (made when unknown), with no staff role and no
+    organisation admin rights, whatever the account holds; and whether it was made now."""
+    row = await _account_by_email.first(address)
     if row is None:
         return await _new_customer(address, name, sample_text), True
     if not row["is_active"]:
         raise Outcome("quarantined", f"the sender's account ({address}) is deactivated")
     # What load_actor builds, without the roles and organisation-admin rights it would drop here.
-    orgs = await Membership.select(Membership.organisation).where(Membership.user == row["id"])
+    orgs = await _organisations_of(row["id"])
     actor = Actor(
         user_id=row["id"],
         email=row["email"],

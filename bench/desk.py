@@ -255,6 +255,12 @@ def main() -> int:
     parser.add_argument(
         "--only", default="", help="page scenarios to run, comma-separated: views, ticket (default: both)"
     )
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of the web server (the embedded default is 1)",
+    )
     parser.add_argument("--generate-only", action="store_true", help="prepare (or reuse) the data and stop")
     parser.add_argument("--record", action="store_true", help="write the figures into docs/BENCHMARKS.md")
     args = parser.parse_args()
@@ -309,15 +315,16 @@ def main() -> int:
             )
         )
         wait_http(f"{meili_url}/health")
+        serve = ["serve", "--workers", str(args.web_processes)]
         processes += [
             subprocess.Popen(
-                [sys.executable, "-m", "server", command],
+                [sys.executable, "-m", "server", *command],
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            for command in ("serve", "worker")
+            for command in (serve, ["worker"])
         ]
         processes.append(
             subprocess.Popen(
@@ -355,7 +362,9 @@ def main() -> int:
             "| page | 1 client p50 | 1 client p95 | 16 clients req/s | 16 clients p95 | errors |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        print(f"\nKizuna desk on {args.db}, {generated.tickets:,} tickets, 1 web process, wrk {d}s per figure\n")
+        print(
+            f"\nKizuna desk on {args.db}, {generated.tickets:,} tickets, {args.web_processes} web process(es), wrk {d}s per figure\n"
+        )
         print(f"{'page':<28} {'1 client p50':>13} {'p95':>9} {'16 clients req/s':>17} {'p95':>9} {'errors':>7}")
         for name in pages:
             a, b = one[name], many[name]

@@ -2,8 +2,10 @@
 """`python -m bench.desk`: the agent desk under load, measured with Debian's `wrk`.
 
 Generates a desk (bench/desk_generate.py, fixed seed; cached under var/bench/ by seed, size, the
-generator's source and the migrations, so a rerun skips it), starts one web process (uvicorn),
-a worker and a local Meilisearch on it, and measures, signed in as an agent (a session cookie):
+generator's source and the migrations, so a rerun skips it), starts the web server with one
+process per core (`--web-processes`, as WEB_CONCURRENCY does; several processes share rate limits
+and live events through Redis, so REDIS_URL is set to the local Redis unless given), a worker and
+a local Meilisearch on it, and measures, signed in as an agent (a session cookie):
 
 - each default view's first page (`/desk?view=...`): one client p95 ≤ 30 ms, ≥ 300 req/s at 16;
 - a ticket page with 20 messages: one client p95 ≤ 20 ms, ≥ 300 req/s at 16;
@@ -258,8 +260,8 @@ def main() -> int:
     parser.add_argument(
         "--web-processes",
         type=int,
-        default=1,
-        help="uvicorn worker processes of the web server (the embedded default is 1)",
+        default=os.cpu_count() or 1,
+        help="web processes, one per core by default (WEB_CONCURRENCY; more than one uses Redis)",
     )
     parser.add_argument("--generate-only", action="store_true", help="prepare (or reuse) the data and stop")
     parser.add_argument("--record", action="store_true", help="write the figures into docs/BENCHMARKS.md")
@@ -289,6 +291,8 @@ def main() -> int:
         "MEILI_URL": meili_url,
         "MEILI_MASTER_KEY": MASTER_KEY,
     }
+    if args.web_processes > 1:  # several web processes share rate limits and live events through Redis
+        env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
     if args.db == "postgres":
         env["DATABASE_URL"] = _pg_url()
     else:
@@ -363,7 +367,8 @@ def main() -> int:
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         print(
-            f"\nKizuna desk on {args.db}, {generated.tickets:,} tickets, {args.web_processes} web process(es), wrk {d}s per figure\n"
+            f"\nKizuna desk on {args.db}, {generated.tickets:,} tickets, "
+            f"{args.web_processes} web process(es), wrk {d}s per figure\n"
         )
         print(f"{'page':<28} {'1 client p50':>13} {'p95':>9} {'16 clients req/s':>17} {'p95':>9} {'errors':>7}")
         for name in pages:

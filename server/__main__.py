@@ -38,11 +38,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    workers = args.workers or settings.web_concurrency
+    if workers > 1 and not settings.redis_url:
+        print(
+            f"kizuna: {workers} web processes need REDIS_URL: rate limits, typing indicators, presence "
+            "and live chat are shared between processes through Redis (one process needs nothing)",
+            file=sys.stderr,
+        )
+        return 2
     uvicorn.run(
         "server.asgi:app",
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers,
+        workers=workers,
         proxy_headers=True,
         access_log=False,
         log_config=None,
@@ -251,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="Run the web app (uvicorn).")
     serve.add_argument("--host", help="default: HOST")
     serve.add_argument("--port", type=int, help="default: PORT")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--workers", type=int, help="web processes (default: WEB_CONCURRENCY, 1); more need REDIS_URL")
     serve.set_defaults(fn=cmd_serve)
 
     worker = sub.add_parser("worker", help="Run the job worker (outbox, mail, timers).")

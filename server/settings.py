@@ -66,6 +66,9 @@ class Settings:
     # after they happened, hourly by the worker; a delivery still queued or retrying is never
     # deleted (server/webhooks/delivery.py, docs/WEBHOOKS.md).
     webhook_log_days: int = 30
+    # Web processes `python -m server serve` runs (uvicorn workers): one per core to use them all.
+    # More than one needs REDIS_URL, which shares rate limits and live events between them.
+    web_concurrency: int = 1
 
     @property
     def is_postgres(self) -> bool:
@@ -103,6 +106,7 @@ def load_settings() -> Settings:
         inbound_secret=_load_secret_key(data_dir, "INBOUND_EMAIL_SECRET", "inbound_email_secret"),
         chat_allowed_origins=_env("CHAT_ALLOWED_ORIGINS", "https:"),
         webhook_log_days=max(1, int(_env("WEBHOOK_LOG_DAYS", "30"))),
+        web_concurrency=max(1, int(_env("WEB_CONCURRENCY", "1"))),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from server.__main__ import build_parser
@@ -149,3 +150,20 @@ async def test_migrate_again_is_a_no_op() -> None:
         code, _out, err = await run_cli("migrate")
         assert code == 0, err
     assert await db.run_ddl("SELECT name FROM migration ORDER BY id") == before
+
+
+async def test_several_web_processes_need_redis() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        env={**env, "WEB_CONCURRENCY": "2"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "2 web processes need REDIS_URL" in err.decode()

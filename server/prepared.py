@@ -31,6 +31,8 @@ from typing import Any
 
 from piccolo.query.base import Query
 from piccolo.querystring import QueryString
+from piccolo.table import Table
+from piccolo.utils.sql_values import convert_to_sql_value
 
 from server.db import engine
 
@@ -104,3 +106,48 @@ class Prepared:
 def prepared(build: Callable[..., Query[Any, Any]]) -> Prepared:
     """Decorator: `build(*params)` returns the Piccolo query (see the module's docstring)."""
     return Prepared(build)
+
+
+# Inserts ------------------------------------------------------------------------------------------
+
+_INSERTS: dict[tuple[type[Table], str], tuple[str, tuple[Any, ...]]] = {}
+
+
+def _insert_statement(table: type[Table], engine_type: str) -> tuple[str, tuple[Any, ...]]:
+    """`INSERT … RETURNING` the primary key, naming every column but the key (the database
+    numbers the row), with the engine's placeholders; made once per table and engine type."""
+    key = (table, engine_type)
+    found = _INSERTS.get(key)
+    if found is None:
+        columns = tuple(c for c in table._meta.columns if not c._meta.primary_key)
+        names = ",".join(f'"{c._meta.db_column_name}"' for c in columns)
+        if engine_type == "sqlite":
+            marks = ",".join("?" for _ in columns)
+        else:
+            marks = ",".join(f"${n}" for n in range(1, len(columns) + 1))
+        primary = table._meta.primary_key._meta.db_column_name
+        sql = f'INSERT INTO {table._meta.get_formatted_tablename()} ({names}) VALUES ({marks}) RETURNING "{primary}"'  # noqa: S608 - names from the table's definition
+        found = _INSERTS[key] = (sql, columns)
+    return found
+
+
+async def insert_row(row: Table) -> Any:
+    """Insert one row, as `await Table.insert(row).returning(pk)` does, and return its primary key
+    (also set on `row`). Piccolo builds an insert's text anew from every value's own query
+    fragment, which costs more than running it (~0.3 ms for a twenty-column table); this keeps
+    the statement and converts the values as Piccolo does."""
+    table = type(row)
+    primary = table._meta.primary_key
+    engine_type = engine().engine_type
+    if engine_type == "sqlite" and engine().get_version_sync() < 3.35:  # no RETURNING: Piccolo's way
+        rows = await table.insert(row).returning(primary)
+        return rows[0][primary._meta.db_column_name]
+    sql, columns = _insert_statement(table, engine_type)
+    args = [convert_to_sql_value(value=row[c._meta.name], column=c) for c in columns]
+    querystring = QueryString(sql.replace("{", "{{").replace("}", "}}"), query_type="insert", table=table)
+    querystring._frozen_compiled_strings = (sql, args)  # noqa: SLF001 - as Prepared does
+    rows = await engine().run_querystring(querystring)
+    value = rows[0][primary._meta.db_column_name]
+    setattr(row, primary._meta.name, value)
+    row._exists_in_db = True
+    return value

@@ -37,6 +37,7 @@ from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.markdown import render
 from server.policy import Actor, ensure
+from server.prepared import insert_row
 from server.search.sync import enqueue_sync
 from server.settings import get_settings
 from server.webhooks import services as webhooks
@@ -94,7 +95,7 @@ async def _store_attachments(ticket_id: int, message_id: int, uploader_id: int |
 
 
 async def _insert_attachment(ticket_id: int, message_id: int, uploader_id: int | None, stored: Stored) -> None:
-    await TicketAttachment.insert(
+    await insert_row(
         TicketAttachment(
             ticket=ticket_id,
             message=message_id,
@@ -120,7 +121,7 @@ async def _insert_message(
     channel: str = "web",
     moment: datetime | None = None,
 ) -> int:
-    rows = await TicketMessage.insert(
+    return await insert_row(  # type: ignore[no-any-return]
         TicketMessage(
             ticket=ticket_id,
             author=author_id,
@@ -131,8 +132,7 @@ async def _insert_message(
             channel=channel,
             created_at=moment or utcnow(),
         )
-    ).returning(TicketMessage.id)
-    return rows[0]["id"]
+    )
 
 
 def ticket_url(ticket_id: int, *, agent: bool = False) -> str:
@@ -286,7 +286,7 @@ async def open_ticket_with_message(
         cleaned = await _check_custom_fields(actor, custom_fields or {}, errors, customer=not actor.is_agent)
         fields.raise_if(errors)
         moment = utcnow()
-        rows = await Ticket.insert(
+        ticket_id = await insert_row(
             Ticket(
                 subject=subject,
                 requester=actor.user_id,
@@ -302,8 +302,7 @@ async def open_ticket_with_message(
                 updated_at=moment,
                 locale=actor.locale,
             )
-        ).returning(Ticket.id)
-        ticket_id = rows[0]["id"]
+        )
         message_id = await _insert_message(
             ticket_id, actor.user_id, "public", body, html, channel=channel, moment=moment
         )

@@ -57,6 +57,7 @@ from server.desk.tables import TicketAttachment
 from server.i18n import _
 from server.markdown import MarkdownTooLarge, render
 from server.policy import Actor
+from server.prepared import insert_row
 from server.settings import get_settings
 from server.templating import render_in_locale, render_text
 
@@ -308,7 +309,7 @@ async def queue_ticket_mail(
         )
         if not inserted:
             continue  # this mail was queued to this recipient already
-        await MailReference.insert(
+        await insert_row(
             MailReference(
                 ticket=ticket_id,
                 ticket_message=ticket_message,

@@ -60,7 +60,7 @@ class Ticket(Table, tablename="ticket"):
     solved_at = Timestamptz(null=True, default=None, index=True)
     closed_at = Timestamptz(null=True, default=None)
     first_replied_at = Timestamptz(null=True, default=None)
-    merged_into = ForeignKey("self", on_delete=OnDelete.set_null, null=True)
+    merged_into = ForeignKey("self", on_delete=OnDelete.set_null, null=True, index=True)
     parent = ForeignKey("self", on_delete=OnDelete.set_null, null=True, index=True)
     locale = Varchar(length=5, default="en")  # the requester's language when it was opened
     # SLA (server/desk/sla.py): the earliest due instant and at-risk instant of the running targets,
@@ -73,7 +73,7 @@ class TicketMessage(Table, tablename="ticket_message"):
     """One entry of the conversation: a public reply, an internal note or a system event."""
 
     ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade, index=True)
-    author = ForeignKey(User, on_delete=OnDelete.set_null, null=True)
+    author = ForeignKey(User, on_delete=OnDelete.set_null, null=True, index=True)
     kind = Varchar(length=10, default="public")
     body_md = Text(default="")
     body_html = Text(default="")
@@ -126,7 +126,7 @@ class TicketAttachment(Table, tablename="ticket_attachment"):
 
     ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade, index=True)
     message = ForeignKey(TicketMessage, on_delete=OnDelete.cascade, null=True, index=True)
-    uploader = ForeignKey(User, on_delete=OnDelete.set_null, null=True)
+    uploader = ForeignKey(User, on_delete=OnDelete.set_null, null=True, index=True)
     filename = Varchar(length=200)
     content_type = Varchar(length=100)
     size_bytes = Integer()
@@ -168,5 +168,5 @@ class DeflectionEvent(Table, tablename="desk_deflection_event"):
     user = ForeignKey(User, on_delete=OnDelete.set_null, null=True)
     query = Varchar(length=200, default="")
     docs = JSON(default=[])  # ["kb:12", "thread:3"]
-    ticket = ForeignKey(Ticket, on_delete=OnDelete.set_null, null=True)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.set_null, null=True, index=True)
     created_at = Timestamptz(index=True)

@@ -41,7 +41,7 @@ class MailBounce(Table, tablename="mail_bounce"):
     the address writes to us again (server/channels/email/bounces.py)."""
 
     address = Varchar(length=254, index=True)
-    ticket = ForeignKey(Ticket, on_delete=OnDelete.set_null, null=True, default=None)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.set_null, null=True, default=None, index=True)
     inbound = ForeignKey(InboundMail, on_delete=OnDelete.set_null, null=True, default=None)
     reason = Text(default="")
     created_at = Timestamptz()

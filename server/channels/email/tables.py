@@ -11,7 +11,7 @@ class MailReference(Table, tablename="mail_reference"):
     In-Reply-To/References against it, outbound mail builds its References from it."""
 
     ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade, index=True)
-    ticket_message = ForeignKey(TicketMessage, on_delete=OnDelete.set_null, null=True, default=None)
+    ticket_message = ForeignKey(TicketMessage, on_delete=OnDelete.set_null, null=True, default=None, index=True)
     message_id = Varchar(length=998, index=True)  # with its angle brackets, as in the header
     direction = Varchar(length=3)  # "in" or "out"
     created_at = Timestamptz()

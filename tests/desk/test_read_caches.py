@@ -116,3 +116,12 @@ async def test_list_rows_show_every_change_and_the_badge_as_of_now(client: httpx
     assert "sla-ok" in (await client.get("/desk?view=all")).text
     await Ticket.update({Ticket.sla_at_risk_at: utcnow() - timedelta(minutes=1)}).where(Ticket.id == ticket_id)
     assert "sla-at_risk" in (await client.get("/desk?view=all")).text
+
+
+async def test_view_counts_stop_at_the_cap(people: People) -> None:
+    for n in range(queries.COUNT_CAP + 1):
+        await make_ticket(people.customer, subject=f"Ticket {n}")
+    counts = await queries.view_counts(people.agent)
+    assert counts["unassigned"] == queries.COUNT_CAP
+    assert queries.count_label(counts["unassigned"]) == f"{queries.COUNT_CAP - 1}+"
+    assert queries.count_label(7) == "7"

@@ -3,7 +3,7 @@
 Each table's rule (which rows go, after how long, and why) lives beside its feature and is
 registered with `@prunes(KIND)`: webhook delivery logs (server/webhooks/delivery.py), API
 idempotency keys (server/desk/idempotency.py), the web form's deflection events
-(server/desk/deflection.py).
+(server/desk/deflection.py), and the job queue's finished jobs (below).
 
 Scheduling is the realtime purge's: one job per hour, the hour in its idempotency key
 (`<kind>:<YYYYmmddHH>`), so asking for it again in the same hour adds nothing. Each run first
@@ -108,3 +108,19 @@ async def delete_in_batches(table: type[Table], where: str, *args: Any) -> int:
         if len(rows) < batch or time.monotonic() >= deadline:
             return deleted
         await asyncio.sleep(BATCH_PAUSE_SECONDS)
+
+
+# The job queue's own rows -----------------------------------------------------------------------
+
+KEEP_DONE_JOBS = timedelta(days=30)
+PRUNE_JOBS_KIND = "jobs.prune_done"
+
+
+@prunes(PRUNE_JOBS_KIND)
+async def prune_done_jobs() -> int:
+    """Jobs that finished over 30 days ago. A done job's row is also the record that its
+    idempotency key ran (asking for the key again adds nothing), so it stays well past any retry,
+    reminder or redelivery that could ask for the same key; every key names its event (a ticket's
+    acknowledgement, an hour's prune, a day's digest), so none is asked for a month later. Failed
+    (dead) jobs stay for the admin's list until retried."""
+    return await delete_in_batches(jobs.Job, "status = {} AND finished_at < {}", jobs.DONE, jobs.now() - KEEP_DONE_JOBS)

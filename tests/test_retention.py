@@ -30,7 +30,7 @@ from tests.factories import make_user
 from tests.webhooks.conftest import add_endpoint
 from tests.webhooks.receiver import Receiver, running_receiver
 
-PRUNE_KINDS = ["desk.deflection_prune", "desk.idempotency_prune", "webhooks.prune_log"]
+PRUNE_KINDS = ["desk.deflection_prune", "desk.idempotency_prune", "jobs.prune_done", "webhooks.prune_log"]
 
 
 @pytest.fixture(autouse=True)
@@ -254,7 +254,7 @@ async def test_prunes_run_hourly_and_schedule_their_next_hour() -> None:
     ]
     assert all(j["run_at"] <= jobs.now() for j in queued)
 
-    assert await jobs.run_pending() == 3
+    assert await jobs.run_pending() == len(PRUNE_KINDS)
     chain = await prune_jobs()
     assert [(j["idempotency_key"], j["status"]) for j in chain] == [
         pair
@@ -271,7 +271,7 @@ async def test_prunes_run_hourly_and_schedule_their_next_hour() -> None:
     # next hour, not one run per missed hour.
     for kind in PRUNE_KINDS:
         await jobs.enqueue(kind, {}, key=retention.hour_key(kind, this_hour - timedelta(hours=5)))
-    assert await jobs.run_pending() == 3
+    assert await jobs.run_pending() == len(PRUNE_KINDS)
     assert [j["idempotency_key"] for j in await prune_jobs() if j["status"] == jobs.QUEUED] == [
         retention.hour_key(kind, next_hour) for kind in PRUNE_KINDS
     ]
@@ -294,3 +294,30 @@ async def test_the_worker_starts_the_hourly_prunes() -> None:
     for job in await prune_jobs():
         by_status.setdefault(job["status"], []).append(job["kind"])
     assert by_status == {jobs.DONE: PRUNE_KINDS, jobs.QUEUED: PRUNE_KINDS}
+
+
+async def test_finished_jobs_go_after_30_days_and_failed_or_waiting_ones_stay() -> None:
+    moment = jobs.now()
+
+    async def job(key: str, status: str, finished_days_ago: float | None) -> None:
+        finished = moment - timedelta(days=finished_days_ago) if finished_days_ago is not None else None
+        await jobs.Job.insert(
+            jobs.Job(
+                kind="mail.send",
+                payload={},
+                idempotency_key=key,
+                status=status,
+                run_at=moment - timedelta(days=40),
+                created_at=moment - timedelta(days=40),
+                finished_at=finished,
+            )
+        )
+
+    await job("old-done", jobs.DONE, 31)
+    await job("recent-done", jobs.DONE, 29)
+    await job("old-dead", jobs.DEAD, 31)
+    await job("waiting", jobs.QUEUED, None)
+
+    assert await retention.prune_done_jobs() == 1
+    left = {row["idempotency_key"] for row in await jobs.Job.select(jobs.Job.idempotency_key)}
+    assert left == {"recent-done", "old-dead", "waiting"}

@@ -113,7 +113,19 @@ async def empty_all_tables() -> None:
     db = engine()
     tables = _tables_children_first()
     if is_postgres():
-        await db.run_ddl(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        from asyncpg.exceptions import DeadlockDetectedError
+
+        # A live server's worker may be writing meanwhile (e.g. its hourly prunes at start):
+        # TRUNCATE takes every table's lock in turn, so PostgreSQL may pick it as a deadlock's
+        # victim. Try again; the worker's statement has finished by then.
+        for attempt in range(5):
+            try:
+                await db.run_ddl(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                break
+            except DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2)
     else:
         for table in tables:
             await db.run_ddl(f"DELETE FROM {table}")  # noqa: S608 - constant names

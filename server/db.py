@@ -183,7 +183,7 @@ class _WriterTurn:
         self._fd = os.open(f"{database_path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         weakref.finalize(self, os.close, self._fd)
 
-    async def acquire(self) -> bool:
+    async def acquire(self) -> None:
         await self._lock.acquire()
         try:
             try:
@@ -198,7 +198,6 @@ class _WriterTurn:
         except BaseException:
             self._lock.release()
             raise
-        return True
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

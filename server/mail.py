@@ -90,7 +90,7 @@ def _client(url: str) -> aiosmtplib.SMTP:
     )
 
 
-async def _drop(reused: _Reused) -> None:
+def _drop(reused: _Reused) -> None:
     loop = asyncio.get_running_loop()
     if _connections.get(loop) is reused:
         del _connections[loop]
@@ -107,7 +107,7 @@ async def send(message: EmailMessage, *, sender: str | None = None, recipients: 
         reused.url != url or not reused.client.is_connected or time.monotonic() - reused.used_at > REUSE_IDLE_SECONDS
     )
     if reused is not None and stale:
-        await _drop(reused)
+        _drop(reused)
         reused = None
     if reused is None:
         reused = _connections[loop] = _Reused(url, _client(url), time.monotonic())
@@ -117,7 +117,7 @@ async def send(message: EmailMessage, *, sender: str | None = None, recipients: 
                 await reused.client.connect()
             await reused.client.send_message(message, sender=sender, recipients=recipients)
         except BaseException:
-            await _drop(reused)
+            _drop(reused)
             raise
         reused.used_at = time.monotonic()
 

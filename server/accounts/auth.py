@@ -97,21 +97,25 @@ def forget_actors() -> None:
     SESSION_ACTORS.clear()
 
 
-async def _load_session(token_hash: str) -> tuple[dict[str, Any] | None, Actor | None]:
-    # The reads share one connection (on SQLite each query outside a transaction opens its own).
+async def _row_and_actor(query: Any) -> tuple[dict[str, Any] | None, Actor | None]:
+    """A session's or token's row (`query`, with its `user`) and that user's actor, on one
+    connection (on SQLite each query outside a transaction opens its own)."""
     async with engine().transaction():
-        row = (
-            await Session.select(Session.id, Session.user, Session.last_seen_at, Session.expires_at)
-            .where(Session.token_hash == token_hash)
-            .first()
-        )
+        row = await query.first()
         actor = await load_actor(row["user"]) if row is not None else None
     return row, actor
 
 
 async def actor_from_session(token: str) -> Actor | None:
     token_hash = hash_token(token)
-    row, actor = await SESSION_ACTORS.cached(token_hash, lambda: _load_session(token_hash))
+    row, actor = await SESSION_ACTORS.cached(
+        token_hash,
+        lambda: _row_and_actor(
+            Session.select(Session.id, Session.user, Session.last_seen_at, Session.expires_at).where(
+                Session.token_hash == token_hash
+            )
+        ),
+    )
     moment = utcnow()
     if row is None or row["expires_at"] <= moment:
         return None
@@ -124,20 +128,16 @@ async def actor_from_session(token: str) -> Actor | None:
     return actor
 
 
-async def _load_bearer(token_hash: str) -> tuple[dict[str, Any] | None, Actor | None]:
-    async with engine().transaction():  # one connection for the reads, as for sessions
-        row = (
-            await ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at)
-            .where((ApiToken.token_hash == token_hash) & ApiToken.revoked_at.is_null())
-            .first()
-        )
-        actor = await load_actor(row["user"]) if row is not None else None
-    return row, actor
-
-
 async def actor_from_bearer(token: str) -> Actor | None:
     token_hash = hash_token(token)
-    row, actor = await SESSION_ACTORS.cached(("bearer", token_hash), lambda: _load_bearer(token_hash))
+    row, actor = await SESSION_ACTORS.cached(
+        ("bearer", token_hash),
+        lambda: _row_and_actor(
+            ApiToken.select(ApiToken.id, ApiToken.user, ApiToken.last_used_at).where(
+                (ApiToken.token_hash == token_hash) & ApiToken.revoked_at.is_null()
+            )
+        ),
+    )
     if row is None:
         return None
     moment = utcnow()

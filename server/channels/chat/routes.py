@@ -280,18 +280,21 @@ async def _queue_context(actor: Actor) -> dict[str, Any]:
     }
 
 
-@get("/desk/chats")
-async def queue_page(request: Request[Any, Any, Any], actor: CurrentActor) -> Template:
+def _chat_agent(actor: Actor) -> None:
     policy.ensure_signed_in(actor)
     ensure(policy.can_answer_chats(actor))
+
+
+@get("/desk/chats")
+async def queue_page(request: Request[Any, Any, Any], actor: CurrentActor) -> Template:
+    _chat_agent(actor)
     await services.heartbeat(actor)
     return page(request, "chat/desk_queue.html", await _queue_context(actor))
 
 
 @post("/desk/chats/availability")
 async def availability(request: Request[Any, Any, Any], actor: CurrentActor) -> Template | Redirect:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     values = await form_data(request)
     try:
         await services.set_availability(actor, values.get("availability", ""), values.get("capacity", ""))
@@ -310,8 +313,7 @@ async def agent_heartbeat(actor: CurrentActor) -> None:
 
 @get("/desk/chats/{chat_id:int}")
 async def console(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: FromPath[int]) -> Template:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     session = await services.access_chat(actor, chat_id, None)
     await services.heartbeat(actor)
     return page(request, "chat/desk_chat.html", await _conversation(request, actor, session, "agent"))
@@ -319,8 +321,7 @@ async def console(request: Request[Any, Any, Any], actor: CurrentActor, chat_id:
 
 @post("/desk/chats/{chat_id:int}/take")
 async def take(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: FromPath[int]) -> Response[Any]:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     try:
         await services.take_chat(actor, chat_id)
     except ChatConflict as exc:
@@ -333,8 +334,7 @@ async def take(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: Fr
 
 @post("/desk/chats/{chat_id:int}/messages")
 async def agent_message(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: FromPath[int]) -> Response[Any]:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     session = await services.access_chat(actor, chat_id, None)
     await ratelimit.hit(MESSAGE_LIMIT, f"chat:{chat_id}:agent")
     values = await form_data(request)
@@ -343,16 +343,14 @@ async def agent_message(request: Request[Any, Any, Any], actor: CurrentActor, ch
 
 @post("/desk/chats/{chat_id:int}/typing", status_code=204)
 async def agent_typing(actor: CurrentActor, chat_id: FromPath[int]) -> None:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     await ratelimit.hit(TYPING_LIMIT, f"chat:{chat_id}:agent")
     await services.typing(actor, chat_id, None)
 
 
 @post("/desk/chats/{chat_id:int}/seen", status_code=204)
 async def seen(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: FromPath[int]) -> None:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     values = await form_data(request)
     up_to = values.get("up_to", "")
     if not up_to.isdigit() or len(up_to) > 18:
@@ -362,8 +360,7 @@ async def seen(request: Request[Any, Any, Any], actor: CurrentActor, chat_id: Fr
 
 @post("/desk/chats/{chat_id:int}/end")
 async def agent_end(actor: CurrentActor, chat_id: FromPath[int]) -> Redirect:
-    policy.ensure_signed_in(actor)
-    ensure(policy.can_answer_chats(actor))
+    _chat_agent(actor)
     await services.end_chat(actor, chat_id, None)
     return redirect(f"/desk/chats/{chat_id}")
 

@@ -867,6 +867,18 @@ async def _add_follower(ticket_id: int, user_id: int) -> bool:
     return True
 
 
+async def copy_on_ticket(ticket_id: int, user_id: int, email: str, *, by: int | None, channel: str = "web") -> bool:
+    """Inside the caller's transaction, after its checks: make the user a follower, with a
+    "was copied" event by `by` shown live. False when they already follow the ticket."""
+    if not await _add_follower(ticket_id, user_id):
+        return False
+    message_id = await _insert_message(
+        ticket_id, by, "system", event={"event": "cc_added", "email": email}, channel=channel
+    )
+    await live.message_added(ticket_id, message_id)
+    return True
+
+
 async def add_follower(actor: Actor, ticket_id: int, email: str) -> None:
     """Copy someone on the ticket (by the email of their account): they can read it and get its
     public replies by mail."""
@@ -876,8 +888,8 @@ async def add_follower(actor: Actor, ticket_id: int, email: str) -> None:
         user = await User.select(User.id).where(User.email == email.strip().lower()).first()
         if user is None:
             raise Invalid({"email": _("No account uses this email address.")})
-        if user["id"] != ticket["requester"] and await _add_follower(ticket_id, user["id"]):
-            await _insert_message(ticket_id, actor.user_id, "system", event={"event": "cc_added", "email": email})
+        if user["id"] != ticket["requester"]:
+            await copy_on_ticket(ticket_id, user["id"], email, by=actor.user_id)
 
 
 async def remove_follower(actor: Actor, ticket_id: int, user_id: int) -> None:

@@ -380,19 +380,8 @@ async def _copy_recipients(
             user_id = (await _new_customer(address, parsed.names.get(address, ""), sample_text)).user_id
         else:
             user_id = account["id"]
-        await TicketFollower.insert(TicketFollower(ticket=ticket_id, user=user_id, created_at=utcnow()))
+        await services.copy_on_ticket(ticket_id, user_id, address, by=actor.user_id, channel="email")
         already.add(user_id)
-        rows = await TicketMessage.insert(
-            TicketMessage(
-                ticket=ticket_id,
-                author=actor.user_id,
-                kind="system",
-                event={"event": "cc_added", "email": address},
-                channel="email",
-                created_at=utcnow(),
-            )
-        ).returning(TicketMessage.id)
-        await live.message_added(ticket_id, rows[0]["id"])
         copied.append(address)
     return copied, skipped
 

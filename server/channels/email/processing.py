@@ -43,9 +43,9 @@ from server.channels.email import bounces, inbound, mailthread, tokens
 from server.channels.email.inbound_tables import InboundMail, MailBounce
 from server.channels.email.tables import MailReference
 from server.db import atomic, engine, is_postgres
-from server.desk import attachments, live, services
+from server.desk import attachments, live, queries, services
 from server.desk.attachments import Upload
-from server.desk.tables import Ticket, TicketFollower, TicketLink, TicketMessage
+from server.desk.tables import Ticket, TicketLink, TicketMessage
 from server.errors import Invalid
 from server.policy import Actor
 from server.prepared import insert_row, prepared
@@ -340,8 +340,7 @@ async def _copy_recipients(
         ticket = await Ticket.select(Ticket.id, Ticket.requester).where(Ticket.id == ticket_id).first()
         if ticket is None:
             return [], []
-        followers = await TicketFollower.select(TicketFollower.user).where(TicketFollower.ticket == ticket_id)
-        already = {row["user"] for row in followers} | {ticket["requester"]}
+        already = set(await queries.follower_ids(ticket_id)) | {ticket["requester"]}
         if actor.user_id not in already:
             return [], [f"{address} (the sender is not on the ticket)" for address in candidates]
     skipped: list[str] = []

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port, wait_http
+from bench.common import WebsocketClient, free_port, wait_http
 from bench.realtime import _percentile, _RssSampler, raise_fd_limit, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,52 +103,9 @@ async def _setup(sessions: int, agents: int) -> dict[str, Any]:
 # Websocket clients (a process of their own) -------------------------------------------------------
 
 
-class _Client(asyncio.Protocol):
-    """One websocket on websockets' sans-I/O ClientProtocol, with a session cookie."""
-
-    def __init__(self, uri: str, cookie: str, received: dict[int, list[float]], opened: asyncio.Future[bool]) -> None:
-        from websockets.client import ClientProtocol
-        from websockets.uri import parse_uri
-
-        self.protocol = ClientProtocol(parse_uri(uri), max_size=2**20)
-        self.request = self.protocol.connect()
-        self.request.headers["Cookie"] = cookie
-        self.received = received
-        self.opened = opened
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.protocol.send_request(self.request)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        from websockets.frames import Frame, Opcode
-        from websockets.http11 import Response
-
-        now = time.time()
-        self.protocol.receive_data(data)
-        for event in self.protocol.events_received():
-            if isinstance(event, Response):
-                if not self.opened.done():
-                    self.opened.set_result(event.status_code == 101)
-            elif isinstance(event, Frame) and event.opcode == Opcode.TEXT and b'"chat.message"' in event.data:
-                match = MESSAGE_ID_RE.search(event.data)
-                if match:
-                    self.received.setdefault(int(match.group(1)), []).append(now)
-        self._flush()
-
-    def _flush(self) -> None:
-        assert self.transport is not None
-        for data in self.protocol.data_to_send():
-            if data:
-                self.transport.write(data)
-            else:
-                self.transport.write_eof()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_result(False)
+def _message_id(data: bytes) -> int | None:
+    match = MESSAGE_ID_RE.search(data) if b'"chat.message"' in data else None
+    return int(match.group(1)) if match else None
 
 
 async def _clients_main(base_ws: str, sockets: list[tuple[str, str]], pipe: Connection) -> None:
@@ -163,9 +120,12 @@ async def _clients_main(base_ws: str, sockets: list[tuple[str, str]], pipe: Conn
         nonlocal failures
         async with limit:
             opened: asyncio.Future[bool] = loop.create_future()
+            uri = f"{base_ws}?{query}"
             try:
                 transport, _protocol = await loop.create_connection(
-                    lambda: _Client(f"{base_ws}?{query}", cookie, received, opened), host, int(port)
+                    lambda: WebsocketClient(uri, received, opened, _message_id, cookie=cookie, max_size=2**20),
+                    host,
+                    int(port),
                 )
                 transports.append(transport)
                 if not await asyncio.wait_for(opened, 30):

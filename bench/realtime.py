@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import free_port, wait_http
+from bench.common import WebsocketClient, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "benchroom:1"
@@ -57,52 +57,10 @@ def rss_mb(pid: int) -> float:
 # Client side -------------------------------------------------------------------------------------
 
 
-class _Client(asyncio.Protocol):
-    """One websocket on websockets' sans-I/O ClientProtocol: no task, no queue."""
-
-    def __init__(self, uri: str, received: dict[int, list[float]], opened: asyncio.Future[bool]) -> None:
-        from websockets.client import ClientProtocol
-        from websockets.uri import parse_uri
-
-        self.protocol = ClientProtocol(parse_uri(uri))
-        self.request = self.protocol.connect()
-        self.received = received
-        self.opened = opened
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.protocol.send_request(self.request)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        from websockets.frames import Frame, Opcode
-        from websockets.http11 import Response
-
-        now = time.time()
-        self.protocol.receive_data(data)
-        for event in self.protocol.events_received():
-            if isinstance(event, Response):
-                if not self.opened.done():
-                    self.opened.set_result(event.status_code == 101)
-            elif isinstance(event, Frame) and event.opcode == Opcode.TEXT:
-                # {"type":"event","id":123,...}: read the id without parsing the whole frame
-                match = EVENT_ID_RE.match(event.data)
-                if match:
-                    self.received.setdefault(int(match.group(1)), []).append(now)
-        self._flush()
-
-    def _flush(self) -> None:
-        assert self.transport is not None
-        for data in self.protocol.data_to_send():
-            if data:
-                self.transport.write(data)
-            else:
-                self.transport.write_eof()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_result(False)
+def _event_id(data: bytes) -> int | None:
+    # {"type":"event","id":123,...}: read the id without parsing the whole frame
+    match = EVENT_ID_RE.match(data)
+    return int(match.group(1)) if match else None
 
 
 async def _client_main(uri: str, count: int, pipe: Connection) -> None:
@@ -119,7 +77,7 @@ async def _client_main(uri: str, count: int, pipe: Connection) -> None:
             opened: asyncio.Future[bool] = loop.create_future()
             try:
                 transport, _protocol = await loop.create_connection(
-                    lambda: _Client(uri, received, opened), host, int(port)
+                    lambda: WebsocketClient(uri, received, opened, _event_id), host, int(port)
                 )
                 transports.append(transport)
                 if not await asyncio.wait_for(opened, 30):

@@ -26,6 +26,7 @@ from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from server.db import is_postgres
+from server.prepared import insert_many
 
 log = logging.getLogger("kizuna.jobs")
 
@@ -116,25 +117,24 @@ async def enqueue(
 ) -> None:
     """Add a job in the caller's transaction. A repeated `key` is ignored (idempotent)."""
     moment = now()
-    job = Job(
-        kind=kind,
-        payload=payload,
-        idempotency_key=key,
-        run_at=moment + (delay or timedelta()),
-        created_at=moment,
-        max_attempts=max_attempts,
-    )
+    job = {
+        "kind": kind,
+        "payload": payload,
+        "idempotency_key": key,
+        "run_at": moment + (delay or timedelta()),
+        "created_at": moment,
+        "max_attempts": max_attempts,
+    }
     pending = _pending.get()
     if pending is not None:
         pending.append(job)
         return
-    query = Job.insert(job)
-    if key is not None:
-        query = query.on_conflict(target=Job.idempotency_key, action="DO NOTHING")
-    await query
+    await insert_many(Job, [job], skip_conflicts_on=Job.idempotency_key)
 
 
-_pending: contextvars.ContextVar[list[Job] | None] = contextvars.ContextVar("kizuna_jobs_pending", default=None)
+_pending: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "kizuna_jobs_pending", default=None
+)
 
 
 @contextlib.asynccontextmanager
@@ -144,20 +144,14 @@ async def batched() -> AsyncIterator[None]:
     if _pending.get() is not None:
         yield
         return
-    pending: list[Job] = []
+    pending: list[dict[str, Any]] = []
     token = _pending.set(pending)
     try:
         yield
     finally:
         _pending.reset(token)
-    keys: set[str | None] = set()
-    rows = []
-    for job in pending:  # a repeated key is ignored, as `enqueue` one by one would
-        if job.idempotency_key is None or job.idempotency_key not in keys:
-            rows.append(job)
-            keys.add(job.idempotency_key)
-    if rows:
-        await Job.insert(*rows).on_conflict(target=Job.idempotency_key, action="DO NOTHING")
+    # A repeated key is ignored, as `enqueue` one by one would.
+    await insert_many(Job, pending, skip_conflicts_on=Job.idempotency_key)
 
 
 def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelta:

@@ -115,3 +115,49 @@ async def test_insert_row_stores_what_piccolo_insert_stores() -> None:
     async with atomic():  # inside a write transaction too
         inside = await insert_row(message("inside"))
     assert await TicketMessage.exists().where(TicketMessage.id == inside)
+
+
+async def test_insert_fills_defaults_and_converts_values_as_piccolo_does() -> None:
+    """insert({column: value}): columns left out take their defaults (constants, per-row
+    timestamps, JSON), values are converted (JSON dumped, a row object as its key), and the
+    stored row equals the one Piccolo's own insert of `Table(**values)` leaves."""
+    from server.desk.tables import TicketMessage
+    from server.prepared import insert
+
+    customer = await make_user()
+    ticket_id = await make_ticket(customer, "Export fails")
+    author = (await make_user(email="other@example.test")).user_id
+    values = {"ticket": ticket_id, "author": author, "kind": "public", "event": {"nested": [1, "二"]}}
+
+    ours = await insert(TicketMessage, values)
+    [theirs] = await TicketMessage.insert(TicketMessage(**values)).returning(TicketMessage.id)
+    rows = await TicketMessage.select().where(TicketMessage.id.is_in([ours, theirs["id"]])).output(load_json=True)
+    first, second = sorted(rows, key=lambda row: row["id"])
+    assert first["id"] == ours and first["event"] == {"nested": [1, "二"]}
+    assert abs((first.pop("created_at") - second.pop("created_at")).total_seconds()) < 5  # each its own now
+    first.pop("id"), second.pop("id")
+    assert first == second
+
+    with pytest.raises(ValueError, match="Unrecognized"):
+        await insert(TicketMessage, {**values, "colour": "red"})
+
+
+async def test_insert_many_skips_rows_whose_unique_value_exists() -> None:
+    """skip_conflicts_on: a row whose key is stored already, or came earlier in the same call, is
+    left out; the keys of the rows inserted come back, in order."""
+    from server.jobs import Job, now
+    from server.prepared import insert_many
+
+    moment = now()
+
+    def job(key: str | None, n: int) -> dict[str, Any]:
+        return {"kind": "test.job", "payload": {"n": n}, "idempotency_key": key, "run_at": moment, "created_at": moment}
+
+    [first] = await insert_many(Job, [job("a", 1)], skip_conflicts_on=Job.idempotency_key)
+    pks = await insert_many(
+        Job, [job("a", 2), job("b", 3), job("b", 4), job(None, 5), job(None, 6)], skip_conflicts_on=Job.idempotency_key
+    )
+    assert len(pks) == 3 and first < pks[0] < pks[1] < pks[2]
+    rows = await Job.select(Job.idempotency_key, Job.payload).order_by(Job.id).output(load_json=True)
+    assert [(r["idempotency_key"], r["payload"]["n"]) for r in rows] == [("a", 1), ("b", 3), (None, 5), (None, 6)]
+    assert await insert_many(Job, []) == []

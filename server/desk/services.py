@@ -37,7 +37,7 @@ from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.markdown import render
 from server.policy import Actor, ensure
-from server.prepared import insert_row
+from server.prepared import insert, insert_row
 from server.search.sync import enqueue_sync
 from server.settings import get_settings
 from server.webhooks import services as webhooks
@@ -121,17 +121,18 @@ async def _insert_message(
     channel: str = "web",
     moment: datetime | None = None,
 ) -> int:
-    return await insert_row(  # type: ignore[no-any-return]
-        TicketMessage(
-            ticket=ticket_id,
-            author=author_id,
-            kind=kind,
-            body_md=body_md,
-            body_html=body_html,
-            event=event or {},
-            channel=channel,
-            created_at=moment or utcnow(),
-        )
+    return await insert(
+        TicketMessage,
+        {
+            "ticket": ticket_id,
+            "author": author_id,
+            "kind": kind,
+            "body_md": body_md,
+            "body_html": body_html,
+            "event": event or {},
+            "channel": channel,
+            "created_at": moment or utcnow(),
+        },
     )
 
 
@@ -286,22 +287,23 @@ async def open_ticket_with_message(
         cleaned = await _check_custom_fields(actor, custom_fields or {}, errors, customer=not actor.is_agent)
         fields.raise_if(errors)
         moment = utcnow()
-        ticket_id = await insert_row(
-            Ticket(
-                subject=subject,
-                requester=actor.user_id,
-                organisation=await _requester_org(actor),
-                channel=channel,
-                channel_ref=channel_ref[:200],
-                status="new",
-                priority=priority,
-                ticket_type=ticket_type,
-                tags=clean_tags,
-                version=1,
-                created_at=moment,
-                updated_at=moment,
-                locale=actor.locale,
-            )
+        ticket_id = await insert(
+            Ticket,
+            {
+                "subject": subject,
+                "requester": actor.user_id,
+                "organisation": await _requester_org(actor),
+                "channel": channel,
+                "channel_ref": channel_ref[:200],
+                "status": "new",
+                "priority": priority,
+                "ticket_type": ticket_type,
+                "tags": clean_tags,
+                "version": 1,
+                "created_at": moment,
+                "updated_at": moment,
+                "locale": actor.locale,
+            },
         )
         message_id = await _insert_message(
             ticket_id, actor.user_id, "public", body, html, channel=channel, moment=moment

@@ -54,7 +54,7 @@ from server.errors import Invalid, NotFound
 from server.i18n import _, get_locale
 from server.mail import queue_mail
 from server.policy import Actor, ensure
-from server.prepared import prepared
+from server.prepared import insert, prepared
 from server.settings import get_settings
 from server.shortcache import ShortCache
 from server.webhooks import services as webhooks
@@ -414,7 +414,7 @@ async def _store(
         TicketSla.computed_at: moment,
     }
     if new or not await TicketSla.update(values).where(TicketSla.ticket == ticket_id).returning(TicketSla.id):
-        await TicketSla.insert(TicketSla(ticket=ticket_id, **{col._meta.name: v for col, v in values.items()}))
+        await insert(TicketSla, {"ticket": ticket_id, **{column._meta.name: v for column, v in values.items()}})
     await Ticket.update({Ticket.sla_due_at: clocks.due_at, Ticket.sla_at_risk_at: clocks.at_risk_at}).where(
         Ticket.id == ticket_id
     )

@@ -57,7 +57,7 @@ from server.desk.tables import TicketAttachment
 from server.i18n import _
 from server.markdown import MarkdownTooLarge, render
 from server.policy import Actor
-from server.prepared import insert_row
+from server.prepared import insert, insert_many
 from server.settings import get_settings
 from server.templating import render_in_locale, render_text
 
@@ -289,37 +289,38 @@ async def queue_ticket_mail(
             subject = reply_subject(str(ticket["subject"]), ticket_id)
         else:
             subject = tagged_subject(subject, ticket_id)
-        inserted = (
-            await MailDelivery.insert(
-                MailDelivery(
-                    ticket=ticket_id,
-                    ticket_message=ticket_message,
-                    recipient=address,
-                    message_id=message_id,
-                    key=unique,
-                    template=template,
-                    automatic=automatic,
-                    status=QUEUED,
-                    created_at=moment,
-                    updated_at=moment,
-                )
-            )
-            .on_conflict(target=MailDelivery.key, action="DO NOTHING")
-            .returning(MailDelivery.id)
+        inserted = await insert_many(
+            MailDelivery,
+            [
+                {
+                    "ticket": ticket_id,
+                    "ticket_message": ticket_message,
+                    "recipient": address,
+                    "message_id": message_id,
+                    "key": unique,
+                    "template": template,
+                    "automatic": automatic,
+                    "status": QUEUED,
+                    "created_at": moment,
+                    "updated_at": moment,
+                }
+            ],
+            skip_conflicts_on=MailDelivery.key,
         )
         if not inserted:
             continue  # this mail was queued to this recipient already
-        await insert_row(
-            MailReference(
-                ticket=ticket_id,
-                ticket_message=ticket_message,
-                message_id=message_id,
-                direction="out",
-                created_at=moment,
-            )
+        await insert(
+            MailReference,
+            {
+                "ticket": ticket_id,
+                "ticket_message": ticket_message,
+                "message_id": message_id,
+                "direction": "out",
+                "created_at": moment,
+            },
         )
         payload = {
-            "delivery": inserted[0]["id"],
+            "delivery": inserted[0],
             "ticket": ticket_id,
             "to": address,
             "to_name": person.name,

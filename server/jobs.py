@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from piccolo.columns import JSON, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from server.db import is_postgres
+from server.db import atomic, is_postgres
 from server.prepared import insert_many
 
 log = logging.getLogger("kizuna.jobs")
@@ -75,7 +75,10 @@ _handlers: dict[str, Handler] = {}
 _retry_caps: dict[str, float] = {}
 
 
-BatchHandler = Callable[[list[ClaimedJob]], Awaitable[None]]
+# A batch handler performs every claimed job of its kind in one call. It raises to fail them all
+# (retried together), or returns the jobs that failed on their own ({job id: error}); the
+# others succeeded.
+BatchHandler = Callable[[list[ClaimedJob]], Awaitable[Mapping[int, Exception] | None]]
 _batch_handlers: dict[str, BatchHandler] = {}
 
 
@@ -279,15 +282,19 @@ async def run_one(job: ClaimedJob) -> bool:
 
 
 async def run_group(jobs: list[ClaimedJob]) -> bool:
-    """Perform claimed jobs of one batch kind with one call; they succeed or fail together."""
+    """Perform claimed jobs of one batch kind with one call (see BatchHandler); their outcomes
+    are recorded in one transaction. True when every job succeeded."""
     try:
-        await _batch_handlers[jobs[0].kind](jobs)
+        failures = await _batch_handlers[jobs[0].kind](jobs) or {}
     except Exception as exc:
+        failures = {job.id: exc for job in jobs}
+    async with atomic():
         for job in jobs:
-            await _failed(job, exc)
-        return False
-    await _succeeded(jobs)
-    return True
+            if job.id in failures:
+                await _failed(job, failures[job.id])
+        if succeeded := [job for job in jobs if job.id not in failures]:
+            await _succeeded(succeeded)
+    return not failures
 
 
 async def run_pending(worker_id: str = "inline", limit: int = 100, stop: asyncio.Event | None = None) -> int:

@@ -318,6 +318,26 @@ async def test_a_retry_after_an_unrecorded_send_reuses_the_message_id(people: Pe
     assert len({str(m.message["Message-ID"]) for m in mails}) == 1
 
 
+async def test_a_backlog_goes_out_in_one_run_with_every_delivery_recorded(people: People) -> None:
+    """More mails than one record holds (outbound.SENDS_PER_RECORD): each is sent once, in the
+    order queued, a refused one is retried on its own, and every delivery and job is recorded."""
+    count = outbound.SENDS_PER_RECORD * 2 + 3
+    rejected = await make_user(name="Rita Reject", email="reject@customer.example")
+    with recording_smtp_server() as server:
+        for n in range(count):
+            requester = rejected if n == 5 else people.customer
+            await services.open_ticket(requester, f"Backlog {n}", "hello")
+        await jobs.run_pending()
+        subjects = [str(r.message["Subject"]) for r in server.messages(people.customer.email)]
+        assert len(subjects) == count - 1 and server.refused == [rejected.email]
+        numbers = [int(re.search(r"Backlog (\d+)", subject).group(1)) for subject in subjects]  # type: ignore[union-attr]
+        assert numbers == [n for n in range(count) if n != 5]
+    statuses = [r["status"] for r in await MailDelivery.select(MailDelivery.status).order_by(MailDelivery.id)]
+    assert statuses == ["retrying" if n == 5 else "sent" for n in range(count)]
+    jobs_left = await Job.select(Job.status).where(Job.kind == outbound.KIND)
+    assert sorted(r["status"] for r in jobs_left) == [jobs.DONE] * (count - 1) + [jobs.QUEUED]
+
+
 # Recipients -------------------------------------------------------------------------------------
 
 

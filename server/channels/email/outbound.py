@@ -52,6 +52,7 @@ from server.accounts.auth import utcnow
 from server.channels.email import bounces, tokens
 from server.channels.email.outbound_tables import MailDelivery
 from server.channels.email.tables import MailReference
+from server.db import atomic
 from server.desk import attachments
 from server.desk.tables import TicketAttachment
 from server.i18n import _
@@ -407,49 +408,88 @@ def describe_error(exc: BaseException) -> str:
     return header_text(f"{type(exc).__name__}: {exc}", 500)
 
 
-async def _mark(delivery_id: int, status: str, attempts: int, error: str = "") -> None:
+SENDS_PER_RECORD = 20  # sends recorded together, in one transaction
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    delivery: int
+    status: str
+    attempts: int
+    error: str = ""
+
+
+async def _record(outcomes: list[_Outcome]) -> None:
+    """The deliveries' new states, in one transaction (one statement per distinct state)."""
     moment = utcnow()
-    values: dict[Any, Any] = {
-        MailDelivery.status: status,
-        MailDelivery.attempts: attempts,
-        MailDelivery.last_error: error,
-        MailDelivery.updated_at: moment,
-    }
-    if status == SENT:
-        values[MailDelivery.sent_at] = moment
-    await MailDelivery.update(values).where(MailDelivery.id == delivery_id)
+    same: dict[tuple[str, int, str], list[int]] = {}
+    for outcome in outcomes:
+        same.setdefault((outcome.status, outcome.attempts, outcome.error), []).append(outcome.delivery)
+    async with atomic():
+        for (status, attempts, error), ids in same.items():
+            values: dict[Any, Any] = {
+                MailDelivery.status: status,
+                MailDelivery.attempts: attempts,
+                MailDelivery.last_error: error,
+                MailDelivery.updated_at: moment,
+            }
+            if status == SENT:
+                values[MailDelivery.sent_at] = moment
+            await MailDelivery.update(values).where(MailDelivery.id.is_in(ids))
 
 
-@jobs.handler(KIND, retry_cap_seconds=1800)
-async def send_ticket_mail(job: jobs.ClaimedJob) -> None:
+@jobs.batch_handler(KIND, retry_cap_seconds=1800)
+async def send_ticket_mail(batch: list[jobs.ClaimedJob]) -> dict[int, Exception]:
+    """Send the claimed ticket mails one after another over one SMTP connection, recording
+    their deliveries SENDS_PER_RECORD at a time (a commit per mail would cost more than the
+    send). A worker killed before recording re-sends those mails when their jobs run again:
+    the same Message-IDs, which receivers drop as duplicates. A delivery recorded as sent is
+    never sent again. Returns the mails that failed, to be retried on their own."""
+    failures: dict[int, Exception] = {}
+    for start in range(0, len(batch), SENDS_PER_RECORD):
+        chunk = batch[start : start + SENDS_PER_RECORD]
+        ids = [int(job.payload["delivery"]) for job in chunk]
+        rows = await MailDelivery.select(MailDelivery.id, MailDelivery.status).where(MailDelivery.id.is_in(ids))
+        statuses = {row["id"]: row["status"] for row in rows}
+        bouncing = await bounces.bouncing(job.payload["to"] for job in chunk)
+        outcomes: list[_Outcome] = []
+        try:
+            for job in chunk:
+                outcome = await _send_one(job, statuses, bouncing, failures)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        finally:  # what was sent is recorded, even when the worker is told to stop mid-chunk
+            if outcomes:
+                await _record(outcomes)
+    return failures
+
+
+async def _send_one(
+    job: jobs.ClaimedJob, statuses: Mapping[int, str], bouncing: set[str], failures: dict[int, Exception]
+) -> _Outcome | None:
     payload = job.payload
-    delivery = (
-        await MailDelivery.select(MailDelivery.id, MailDelivery.status)
-        .where(MailDelivery.id == int(payload["delivery"]))
-        .first()
-    )
-    if delivery is None:  # the ticket was deleted
-        return
-    if delivery["status"] in (SENT, SKIPPED):
-        log.info("mail %s to %s was %s already; not again", payload["message_id"], payload["to"], delivery["status"])
-        return
-    if await bounces.is_bouncing(payload["to"]):
+    delivery = int(payload["delivery"])
+    status = statuses.get(delivery)
+    if status is None:  # the ticket was deleted
+        return None
+    if status in (SENT, SKIPPED):
+        log.info("mail %s to %s was %s already; not again", payload["message_id"], payload["to"], status)
+        return None
+    if payload["to"].strip().lower() in bouncing:
         log.info("mail %s not sent: %s is bouncing", payload["message_id"], payload["to"])
-        await _mark(delivery["id"], SKIPPED, job.attempts, BOUNCING)
-        return
+        return _Outcome(delivery, SKIPPED, job.attempts, BOUNCING)
     try:
         message = build(payload, await _read_files(payload))
     except PermanentFailure as exc:
         log.error("mail %s cannot be sent: %s", payload["message_id"], exc)
-        await _mark(delivery["id"], FAILED, job.attempts, str(exc))
-        return
+        return _Outcome(delivery, FAILED, job.attempts, str(exc))
     try:
         await mail.send(message, sender=payload["from"], recipients=[payload["to"]])
     except Exception as exc:
+        failures[job.id] = exc
         final = job.attempts >= job.max_attempts
-        await _mark(delivery["id"], FAILED if final else RETRYING, job.attempts, describe_error(exc))
-        raise
-    await _mark(delivery["id"], SENT, job.attempts)
+        return _Outcome(delivery, FAILED if final else RETRYING, job.attempts, describe_error(exc))
+    return _Outcome(delivery, SENT, job.attempts)
 
 
 # The ticket page ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +37,9 @@ LEASE = timedelta(minutes=5)  # a running job older than this belonged to a dead
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 HEARTBEAT_FRESH = timedelta(seconds=30)
-SINGLES_PER_ROUND = 20  # one-by-one jobs run between two claims of the batch kinds
+WORKER_CLAIM_LIMIT = 200  # jobs of a batch kind the worker claims at once
+HEARTBEAT_SECONDS = 5.0
+SINGLES_PER_ROUND = 20  # one-by-one jobs claimed together (each renews its lease before it runs)
 
 
 class Job(Table):
@@ -80,16 +82,21 @@ _retry_caps: dict[str, float] = {}
 # others succeeded.
 BatchHandler = Callable[[list[ClaimedJob]], Awaitable[Mapping[int, Exception] | None]]
 _batch_handlers: dict[str, BatchHandler] = {}
+_gather_seconds: dict[str, float] = {}
 
 
 def batch_handler(
-    kind: str, *, retry_cap_seconds: float = BACKOFF_CAP_SECONDS
+    kind: str, *, retry_cap_seconds: float = BACKOFF_CAP_SECONDS, gather_seconds: float = 0.0
 ) -> Callable[[BatchHandler], BatchHandler]:
-    """Register a function that performs every claimed job of `kind` in one call."""
+    """Register a function that performs every claimed job of `kind` in one call.
+    `gather_seconds`: after a batch smaller than a full claim, the worker waits this long before
+    claiming the kind again, so that its next batch is larger (for work whose cost is mostly per
+    call, such as an indexing request)."""
 
     def register(fn: BatchHandler) -> BatchHandler:
         _batch_handlers[kind] = fn
         _retry_caps[kind] = retry_cap_seconds
+        _gather_seconds[kind] = gather_seconds
         return fn
 
     return register
@@ -162,35 +169,36 @@ def backoff(attempts: int, cap_seconds: float = BACKOFF_CAP_SECONDS) -> timedelt
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
-async def claim(worker_id: str, limit: int = 20, *, batch_kinds: bool | None = None) -> list[ClaimedJob]:
-    """Take up to `limit` due jobs. `batch_kinds`: True only kinds with a batch handler, False
-    only the others, None any."""
+async def claim(
+    worker_id: str, limit: int = 20, *, kinds: Sequence[str] = (), other_kinds: bool = False
+) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs: of any kind; only of `kinds`; or, with `other_kinds`, of
+    any kind but `kinds`."""
     moment = now()
-    await _bury_abandoned_last_tries(moment)
     lock = "FOR UPDATE SKIP LOCKED" if is_postgres() else ""
-    kinds = sorted(_batch_handlers) if batch_kinds is not None else []
-    if batch_kinds and not kinds:
-        return []
-    only = f"AND kind {'' if batch_kinds else 'NOT '}IN ({', '.join('{}' for _kind in kinds)})" if kinds else ""
-    rows = await Job.raw(
-        f"""
-        UPDATE job SET status = 'running', locked_at = {{}}, locked_by = {{}},
-                       attempts = attempts + 1
-        WHERE id IN (
-            SELECT id FROM job
-            WHERE ((status = 'queued' AND run_at <= {{}})
-                   OR (status = 'running' AND locked_at < {{}} AND attempts < max_attempts)) {only}
-            ORDER BY run_at, id LIMIT {{}} {lock}
+    marks = ", ".join("{}" for _kind in kinds)
+    only = f"AND kind {'NOT ' if other_kinds else ''}IN ({marks})" if kinds else ""
+    async with atomic():  # one transaction, one commit
+        await _bury_abandoned_last_tries(moment)
+        rows = await Job.raw(
+            f"""
+            UPDATE job SET status = 'running', locked_at = {{}}, locked_by = {{}},
+                           attempts = attempts + 1
+            WHERE id IN (
+                SELECT id FROM job
+                WHERE ((status = 'queued' AND run_at <= {{}})
+                       OR (status = 'running' AND locked_at < {{}} AND attempts < max_attempts)) {only}
+                ORDER BY run_at, id LIMIT {{}} {lock}
+            )
+            RETURNING id, kind, payload, attempts, max_attempts, idempotency_key, run_at
+            """,  # noqa: S608 - `lock` and `only` are made of constant strings and placeholders
+            moment,
+            worker_id,
+            moment,
+            moment - LEASE,
+            *kinds,
+            limit,
         )
-        RETURNING id, kind, payload, attempts, max_attempts, idempotency_key, run_at
-        """,  # noqa: S608 - `lock` and `only` are made of constant strings and placeholders
-        moment,
-        worker_id,
-        moment,
-        moment - LEASE,
-        *kinds,
-        limit,
-    )
     rows.sort(key=lambda row: (row["run_at"], row["id"]))  # RETURNING has no order (PostgreSQL)
     return [_claimed(row) for row in rows]
 
@@ -218,17 +226,6 @@ async def _renew_lease(job: ClaimedJob, worker_id: str) -> bool:
         .returning(Job.id)
     )
     return bool(renewed)
-
-
-async def _renew_leases(group: list[ClaimedJob], worker_id: str) -> list[ClaimedJob]:
-    """`_renew_lease` for a group about to run as one call, in one statement."""
-    renewed = (
-        await Job.update({Job.locked_at: now()})
-        .where(Job.id.is_in([job.id for job in group]) & (Job.status == RUNNING) & (Job.locked_by == worker_id))
-        .returning(Job.id)
-    )
-    ids = {row["id"] for row in renewed}
-    return [job for job in group if job.id in ids]
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedJob:
@@ -298,33 +295,80 @@ async def run_group(jobs: list[ClaimedJob]) -> bool:
 
 
 async def run_pending(worker_id: str = "inline", limit: int = 100, stop: asyncio.Event | None = None) -> int:
-    """Drain what is due now; used by the worker loop, the CLI and tests. Returns jobs run.
-    Jobs of a batch kind claimed together run as one group (e.g. one indexing call).
-    A set `stop` ends the drain after the current batch (a worker told to stop with a backlog).
-    Each round claims the batch kinds first, then the others: cheap grouped work (search sync)
-    never waits behind a backlog of one-by-one jobs (mail), nor the reverse."""
+    """Drain what is due now (the CLI and tests; the worker runs the same lanes on its own,
+    see run_worker). Returns jobs run.
+
+    Each batch kind (jobs claimed together run as one call, e.g. one indexing request) and the
+    one-by-one jobs are separate lanes that run side by side, each claiming and running until it
+    finds nothing: a backlog in one lane (mail) never holds up another (search sync), and their
+    writes share commits. A job one lane queues for another after that lane ran dry is run by
+    the next pass. A set `stop` ends the drain after the batches under way."""
     total = 0
-    while not (stop is not None and stop.is_set()):
-        ran = claimed = 0
-        groups: dict[str, list[ClaimedJob]] = {}
-        for job in await claim(worker_id, limit, batch_kinds=True):
-            groups.setdefault(job.kind, []).append(job)
-            claimed += 1
-        for group in groups.values():
-            renewed = await _renew_leases(group, worker_id)
-            if renewed:
-                await run_group(renewed)
-            ran += len(renewed)
-        if not (stop is not None and stop.is_set()):
-            for job in await claim(worker_id, min(limit, SINGLES_PER_ROUND), batch_kinds=False):
-                claimed += 1
-                if await _renew_lease(job, worker_id):
-                    await run_one(job)
-                    ran += 1
-        if not claimed:
+    while not _stopped(stop):
+        ran = sum(await asyncio.gather(*(_drain(lane, stop) for lane in _lanes(worker_id, limit))))
+        if not ran:
             break
         total += ran
     return total
+
+
+@dataclass(frozen=True)
+class _Lane:
+    run_once: Callable[[], Awaitable[int]]  # claim once and run what was claimed; how many ran
+    full: int  # a round that ran this many found a backlog
+    gather_seconds: float = 0.0
+
+
+def _lanes(worker_id: str, limit: int) -> list[_Lane]:
+    batch_kinds = sorted(_batch_handlers)
+
+    def batch_lane(kind: str) -> _Lane:
+        async def run_once() -> int:
+            batch = await claim(worker_id, limit, kinds=[kind])
+            if batch:
+                await run_group(batch)  # at once: the claim's lease is fresh
+            return len(batch)
+
+        return _Lane(run_once, limit, _gather_seconds.get(kind, 0.0))
+
+    singles = min(limit, SINGLES_PER_ROUND)
+
+    async def run_singles() -> int:
+        ran = 0
+        for job in await claim(worker_id, singles, kinds=batch_kinds, other_kinds=True):
+            if await _renew_lease(job, worker_id):  # the jobs before it may have outlasted the lease
+                await run_one(job)
+                ran += 1
+        return ran
+
+    return [*(batch_lane(kind) for kind in batch_kinds), _Lane(run_singles, 1)]
+
+
+def _stopped(stop: asyncio.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+async def _drain(lane: _Lane, stop: asyncio.Event | None) -> int:
+    ran = 0
+    while not _stopped(stop) and (once := await lane.run_once()):
+        ran += once
+    return ran
+
+
+async def _run_lane(lane: _Lane, stop: asyncio.Event, poll_seconds: float) -> None:
+    """A lane of the worker: claim and run, at once again after a backlog, else after a pause."""
+    while not stop.is_set():
+        try:
+            ran = await lane.run_once()
+        except Exception:
+            log.exception("worker lane error; continuing")
+            ran = 0
+        if ran >= lane.full:
+            continue
+        pause = lane.gather_seconds if ran else poll_seconds
+        if pause:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
 
 
 async def beat(worker_id: str) -> None:
@@ -381,28 +425,26 @@ async def release_orphans() -> int:
     return len(released)
 
 
-async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.25) -> None:
+async def run_worker(stop: asyncio.Event, poll_seconds: float = 0.25, limit: int = WORKER_CLAIM_LIMIT) -> None:
     worker_id = new_worker_id()
     log.info("worker %s started", worker_id)
     try:
         await release_orphans()
     except Exception:
         log.exception("could not release the jobs of stopped workers; they wait for their lease")
-    last_beat = 0.0
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        if loop.time() - last_beat > 5:
-            await beat(worker_id)
-            last_beat = loop.time()
-        try:
-            ran = await run_pending(worker_id, stop=stop)
-        except Exception:
-            log.exception("worker loop error; continuing")
-            ran = 0
-        if not ran:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+    lanes = [_run_lane(lane, stop, poll_seconds) for lane in _lanes(worker_id, limit)]
+    await asyncio.gather(_beat_until(worker_id, stop), *lanes)
     log.info("worker %s stopped", worker_id)
+
+
+async def _beat_until(worker_id: str, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await beat(worker_id)
+        except Exception:
+            log.exception("worker heartbeat failed; continuing")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_SECONDS)
 
 
 async def retry_dead(job_id: int) -> bool:

@@ -406,3 +406,53 @@ async def test_worker_processes_send_every_mail_exactly_once(mailbox: Any) -> No
     if postgres:
         workers = {f"{socket.gethostname()}:{proc.pid}" for proc in procs}
         assert {row["locked_by"] for row in rows} == workers  # all of them took part
+
+
+_slow_lane_may_finish = asyncio.Event()
+_slow_lane_started = asyncio.Event()
+_quick_lane_ran = asyncio.Event()
+_lanes_seen: list[str] = []
+
+
+@jobs.batch_handler("test.lanes.slow")
+async def _slow_lane(batch: list[jobs.ClaimedJob]) -> None:
+    _lanes_seen.append("slow started")
+    _slow_lane_started.set()
+    await _slow_lane_may_finish.wait()
+    _lanes_seen.append("slow finished")
+
+
+@jobs.batch_handler("test.lanes.quick")
+async def _quick_lane(batch: list[jobs.ClaimedJob]) -> dict[int, Exception]:
+    _lanes_seen.append("quick")
+    _quick_lane_ran.set()
+    return {job.id: RuntimeError("this one fails alone") for job in batch if job.payload.get("fail")}
+
+
+async def test_the_worker_runs_each_batch_kind_in_its_own_lane() -> None:
+    """A batch that takes long (mail to a slow server) does not hold up another kind (search
+    sync); a batch handler can fail some of its jobs and not the others."""
+    _lanes_seen.clear()
+    for event in (_slow_lane_may_finish, _slow_lane_started, _quick_lane_ran):
+        event.clear()
+    await jobs.enqueue("test.lanes.slow", {})
+    stop = asyncio.Event()
+    worker = asyncio.create_task(jobs.run_worker(stop, poll_seconds=0.05))
+    try:
+        await asyncio.wait_for(_slow_lane_started.wait(), timeout=30)
+        async with atomic():
+            await jobs.enqueue("test.lanes.quick", {"n": 1})
+            await jobs.enqueue("test.lanes.quick", {"n": 2, "fail": True})
+        await asyncio.wait_for(_quick_lane_ran.wait(), timeout=30)
+        assert _lanes_seen == ["slow started", "quick"]  # while the slow batch still runs
+    finally:
+        _slow_lane_may_finish.set()
+        stop.set()
+        await asyncio.wait_for(worker, timeout=30)  # lanes finish what they claimed, then stop
+    assert _lanes_seen == ["slow started", "quick", "slow finished"]
+    rows = await Job.select(Job.kind, Job.status, Job.payload).order_by(Job.id).output(load_json=True)
+    assert [(r["kind"], r["status"], r["payload"].get("n")) for r in rows] == [
+        ("test.lanes.slow", jobs.DONE, None),
+        ("test.lanes.quick", jobs.DONE, 1),
+        ("test.lanes.quick", jobs.QUEUED, 2),  # failed on its own: back in the queue, later
+    ]

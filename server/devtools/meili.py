@@ -90,7 +90,16 @@ def fetch() -> Path | None:
     return target
 
 
+# Meilisearch sizes its indexing caches from this at the start of every indexing batch; its
+# default, two thirds of the machine's memory, made each small batch cost ~0.4 s of CPU on a
+# 24 GB machine (measured: ten batches of 150 tickets took 4.4 s of CPU by default, 0.5 s with
+# 256 MiB; one batch of 1,500 took 0.2 s either way). A stream of small batches is what Kizuna
+# sends. MEILI_MAX_INDEXING_MEMORY in the environment (read by Meilisearch itself) overrides it.
+MAX_INDEXING_MEMORY = "256MiB"
+
+
 def command(binary: Path, http_addr: str, db_path: Path, master_key: str) -> list[str]:
+    memory = [] if os.environ.get("MEILI_MAX_INDEXING_MEMORY") else ["--max-indexing-memory", MAX_INDEXING_MEMORY]
     return [
         str(binary),
         "--http-addr",
@@ -106,6 +115,7 @@ def command(binary: Path, http_addr: str, db_path: Path, master_key: str) -> lis
         str(db_path / "dumps"),
         "--snapshot-dir",
         str(db_path / "snapshots"),
+        *memory,
     ]
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import contextvars
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -430,6 +431,7 @@ def _enable_wal(path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+@functools.cache  # the tables are bound to this one engine when they are defined
 def engine() -> Engine:
     from server.piccolo_conf import DB
 

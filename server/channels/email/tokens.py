@@ -9,6 +9,7 @@ does not verify. The bare subject tag proves nothing and must be paired with a s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -43,10 +44,19 @@ def mail_domain() -> str:
     return urlparse(get_settings().base_url).hostname or "kizuna.localhost"
 
 
+def mail_from() -> tuple[str, str]:
+    """MAIL_FROM as (display name, address)."""
+    return _parsed_address(get_settings().mail_from)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_address(value: str) -> tuple[str, str]:  # parsed once: parseaddr is slow and every mail reads it
+    return parseaddr(value)
+
+
 def support_address() -> str:
     """The bare address customers write to (from MAIL_FROM)."""
-    address = parseaddr(get_settings().mail_from)[1]
-    return address or f"support@{mail_domain()}"
+    return mail_from()[1] or f"support@{mail_domain()}"
 
 
 def reply_address(ticket_id: int) -> str:

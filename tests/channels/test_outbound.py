@@ -272,6 +272,41 @@ async def test_crlf_in_names_and_subjects_never_makes_a_header(people: People) -
     assert ids(direct["References"]) == ["<ok@customer.example>"]
 
 
+def test_a_built_message_reads_back_as_given() -> None:
+    """Japanese names and subjects are encoded, References fold between whole ids, attachment
+    names survive, the text is 7-bit clean, and the message says MIME-Version once."""
+    import email
+    import email.policy
+
+    refs = ["<a@customer.example>", *(f"<long-id-{n}-{'x' * 30}@customer.example>" for n in range(4))]
+    payload = {
+        "ticket": 12,
+        "to": "taro@customer.example",
+        "to_name": "山田 太郎",
+        "from_name": "Ada (Kizuna Support)",
+        "from": "support@kizuna.localhost",
+        "reply_to": "support+t12@kizuna.localhost",
+        "subject": "Re: タイムラインが表示されません、エクスポートも止まります。長い件名 [#12]",
+        "text": "こんにちは\n= equals",
+        "html": "<p>こんにちは</p>",
+        "message_id": "<t12.abc@kizuna.localhost>",
+        "in_reply_to": refs[-1],
+        "references": refs,
+        "automatic": True,
+    }
+    raw = outbound.build(payload, [("報告書.pdf", "application/pdf", b"%PDF-1.4")]).as_bytes()
+    assert raw.isascii() and raw.count(b"MIME-Version") == 1
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == payload["subject"]
+    assert str(parsed["To"]) == "山田 太郎 <taro@customer.example>"
+    assert parsed["From"].addresses[0].display_name == "Ada (Kizuna Support)"
+    assert ids(parsed["References"]) == refs and parsed["In-Reply-To"] == refs[-1]
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == "こんにちは\n= equals"
+    assert "こんにちは" in parsed.get_body(("html",)).get_content()
+    [attachment] = parsed.iter_attachments()
+    assert attachment.get_filename() == "報告書.pdf" and attachment.get_content() == b"%PDF-1.4"
+
+
 def test_mailbox_refuses_malformed_addresses() -> None:
     for bad in ("a@b.example\r\nBcc: x@evil", "a@b.example, x@evil.example", "<x@evil>", ""):
         with pytest.raises(ValueError):

@@ -58,9 +58,9 @@ async def sync_objects(doc_type_name: str, pks: list[int], *, wait: bool = False
             await client().wait_for_task(task.task_uid, timeout_in_ms=TASK_TIMEOUT_MS, raise_for_status=True)
 
 
-# Meilisearch's cost is mostly per indexing batch (measured on a 100k-ticket index: ~0.25 s of
-# CPU for a batch of 60 documents), so under a stream of changes the worker gathers them for a
-# moment; a change is still searchable within about two seconds.
+# Each indexing batch has a fixed cost in Meilisearch besides its documents, so under a stream of
+# changes the worker gathers them for a moment between small batches (a full claim goes on at once);
+# a change is still searchable within about two seconds.
 GATHER_SECONDS = 1.0
 
 

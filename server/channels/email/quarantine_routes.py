@@ -3,6 +3,7 @@ messages that made no ticket message (quarantined, failed, ignored), to inspect,
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -111,26 +112,35 @@ async def message_page(request: Request[Any, Any, Any], actor: CurrentActor, inb
 
 @post("/admin/channels/email/{inbound_id:int}/retry")
 async def retry_message(request: Request[Any, Any, Any], actor: CurrentActor, inbound_id: FromPath[int]) -> Redirect:
-    _admin(actor)
-    try:
-        await inbound.retry(actor, inbound_id)
-    except Invalid as exc:
-        flash(request, " ".join(exc.errors.values()), "error")
-        return redirect(f"/admin/channels/email/{inbound_id}")
-    flash(request, _("The message is queued to be processed again."), "success")
-    return redirect(f"/admin/channels/email/{inbound_id}")
+    page = f"/admin/channels/email/{inbound_id}"
+    return await _act(
+        request, actor, inbound_id, inbound.retry, _("The message is queued to be processed again."), page
+    )
 
 
 @post("/admin/channels/email/{inbound_id:int}/delete")
 async def delete_message(request: Request[Any, Any, Any], actor: CurrentActor, inbound_id: FromPath[int]) -> Redirect:
+    return await _act(request, actor, inbound_id, inbound.delete, _("The message is deleted."), "/admin/channels/email")
+
+
+async def _act(
+    request: Request[Any, Any, Any],
+    actor: Actor,
+    inbound_id: int,
+    action: Callable[[Actor, int], Awaitable[Any]],
+    done: str,
+    then: str,
+) -> Redirect:
+    """An admin's action on one message: on success say `done` and go to `then`; a refusal is
+    shown on the message's page."""
     _admin(actor)
     try:
-        await inbound.delete(actor, inbound_id)
+        await action(actor, inbound_id)
     except Invalid as exc:
         flash(request, " ".join(exc.errors.values()), "error")
         return redirect(f"/admin/channels/email/{inbound_id}")
-    flash(request, _("The message is deleted."), "success")
-    return redirect("/admin/channels/email")
+    flash(request, done, "success")
+    return redirect(then)
 
 
 router = Router(

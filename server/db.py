@@ -438,20 +438,6 @@ def engine() -> Engine:
     return DB
 
 
-def outside_transactions() -> contextvars.Context:
-    """A copy of the current context (locale, request id) without its transaction: work run in it
-    reads what is committed, on a connection of its own, and does not depend on, nor outlive, the
-    caller's transaction (which may commit, roll back or be cancelled meanwhile)."""
-    context = contextvars.copy_context()
-    context.run(_forget_transactions)
-    return context
-
-
-def _forget_transactions() -> None:
-    engine().current_transaction.set(None)
-    _current.set(None)
-
-
 def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 

@@ -4,8 +4,7 @@ Keys must carry the reader's scope, so one audience's entry is never served to a
 feature clears its cache when one of its writes commits, so the writer sees the change at once;
 other processes see it within `ttl_seconds`. Readers that miss together share one load, so an
 expiring entry under load costs one load, not one per waiting request; a load that began before
-a `clear()` is not kept after it. Loads read outside the caller's transaction (committed rows
-only). Exceptions (e.g. NotFound) are never kept.
+a `clear()` is not kept after it. Exceptions (e.g. NotFound) are never kept.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from server.db import engine, outside_transactions
+from server.db import engine
 
 T = TypeVar("T")
 
@@ -47,10 +46,7 @@ class ShortCache:
             return hit[1]
         running = self._loading.get(key)
         if running is None or running[0] != self._generation:
-            # Outside the caller's transaction: an entry holds only what is committed, and a
-            # caller cancelled or rolled back mid-load fails none of the readers sharing it.
-            load_task = self._load(key, load, self._generation)
-            task = asyncio.get_running_loop().create_task(load_task, context=outside_transactions())
+            task = asyncio.ensure_future(self._load(key, load, self._generation))
             running = (self._generation, task)
             self._loading[key] = running
             task.add_done_callback(lambda done: self._forget(key, done))

@@ -255,20 +255,3 @@ async def insert_many(
         returned = await _run_insert(table, plan.statement(engine_type, len(chunk), conflict), args)
         pks += [row[plan.primary] for row in returned]
     return pks
-
-
-async def insert_row(row: Table) -> Any:
-    """Insert one row object, as `await Table.insert(row).returning(pk)` does, and return its
-    primary key (also set on `row`)."""
-    table = type(row)
-    plan = _plan(table)
-    if _without_returning():
-        rows = await table.insert(row).returning(table._meta.primary_key)
-        value = rows[0][plan.primary]
-    else:
-        args = [convert_to_sql_value(value=row[c._meta.name], column=c) for c in plan.columns]
-        rows = await _run_insert(table, plan.statement(engine().engine_type, 1, ""), args)
-        value = rows[0][plan.primary]
-    setattr(row, table._meta.primary_key._meta.name, value)
-    row._exists_in_db = True
-    return value

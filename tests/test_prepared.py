@@ -79,33 +79,31 @@ async def test_a_value_that_does_not_reach_the_statement_is_refused() -> None:
         await Prepared(_ticket_with_names)(1, 2)
 
 
-async def test_insert_row_stores_what_piccolo_insert_stores() -> None:
-    """insert_row: every kind of column (JSON, boolean, timestamps, foreign keys, nulls and
+async def test_insert_stores_what_piccolo_insert_stores() -> None:
+    """insert: every kind of column (JSON, boolean, timestamps, foreign keys, nulls and
     defaults) ends in the database as Piccolo's own insert leaves it."""
     from server.accounts.auth import utcnow
     from server.desk.tables import TicketMessage
-    from server.prepared import insert_row
+    from server.prepared import insert
 
     await make_org()
     customer = await make_user(org="acme-corp")
     ticket_id = await make_ticket(customer, "Export fails")
     moment = utcnow()
 
-    def message(body: str) -> TicketMessage:
-        return TicketMessage(
-            ticket=ticket_id,
-            author=customer.user_id,
-            kind="system",
-            body_md=body,
-            event={"event": "cc_added", "email": "ann@example.test", "nested": [1, 2]},
-            channel="email",
-            created_at=moment,
-        )
+    def message(body: str) -> dict[str, Any]:
+        return {
+            "ticket": ticket_id,
+            "author": customer.user_id,
+            "kind": "system",
+            "body_md": body,
+            "event": {"event": "cc_added", "email": "ann@example.test", "nested": [1, 2]},
+            "channel": "email",
+            "created_at": moment,
+        }
 
-    ours = message("ours")
-    ours_id = await insert_row(ours)
-    assert ours.id == ours_id
-    [theirs] = await TicketMessage.insert(message("theirs")).returning(TicketMessage.id)
+    ours_id = await insert(TicketMessage, message("ours"))
+    [theirs] = await TicketMessage.insert(TicketMessage(**message("theirs"))).returning(TicketMessage.id)
     rows = await TicketMessage.select().where(TicketMessage.id.is_in([ours_id, theirs["id"]])).output(load_json=True)
     first, second = sorted(rows, key=lambda row: row["id"])
     assert first["id"] == ours_id and first.pop("body_md") == "ours" and second.pop("body_md") == "theirs"
@@ -113,7 +111,7 @@ async def test_insert_row_stores_what_piccolo_insert_stores() -> None:
     assert first == second
 
     async with atomic():  # inside a write transaction too
-        inside = await insert_row(message("inside"))
+        inside = await insert(TicketMessage, message("inside"))
     assert await TicketMessage.exists().where(TicketMessage.id == inside)
 
 

@@ -37,7 +37,7 @@ from server.errors import Invalid, NotFound
 from server.i18n import _
 from server.markdown import render
 from server.policy import Actor, ensure
-from server.prepared import insert, insert_row
+from server.prepared import insert
 from server.search.sync import enqueue_sync
 from server.settings import get_settings
 from server.webhooks import services as webhooks
@@ -95,18 +95,19 @@ async def _store_attachments(ticket_id: int, message_id: int, uploader_id: int |
 
 
 async def _insert_attachment(ticket_id: int, message_id: int, uploader_id: int | None, stored: Stored) -> None:
-    await insert_row(
-        TicketAttachment(
-            ticket=ticket_id,
-            message=message_id,
-            uploader=uploader_id,
-            filename=stored.filename,
-            content_type=stored.content_type,
-            size_bytes=stored.size_bytes,
-            storage_key=stored.storage_key,
-            sha256=stored.sha256,
-            created_at=utcnow(),
-        )
+    await insert(
+        TicketAttachment,
+        {
+            "ticket": ticket_id,
+            "message": message_id,
+            "uploader": uploader_id,
+            "filename": stored.filename,
+            "content_type": stored.content_type,
+            "size_bytes": stored.size_bytes,
+            "storage_key": stored.storage_key,
+            "sha256": stored.sha256,
+            "created_at": utcnow(),
+        },
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from server import jobs
 from server.db import Tx
-from server.prepared import insert_row, prepared
+from server.prepared import insert, prepared
 from server.realtime import bus, registry
 from server.realtime.hub import _stamp
 from server.realtime.tables import RealtimeEvent
@@ -62,7 +62,9 @@ async def publish(tx: Tx, channel: str, event: str, payload: dict[str, Any]) -> 
     """Store the event in the caller's transaction; broadcast it after commit. Returns its id."""
     _check(channel, event, payload)
     moment = datetime.now(UTC)
-    event_id: int = await insert_row(RealtimeEvent(channel=channel, event=event, payload=payload, created_at=moment))
+    event_id: int = await insert(
+        RealtimeEvent, {"channel": channel, "event": event, "payload": payload, "created_at": moment}
+    )
     if event_id % PURGE_EVERY_EVENTS == 0:
         hour = moment.strftime("%Y%m%d%H")
         await jobs.enqueue(PURGE_KIND, {}, key=f"{PURGE_KIND}:{hour}", delay=timedelta(minutes=1))

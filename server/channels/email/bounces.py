@@ -27,10 +27,6 @@ async def bouncing(addresses: Iterable[str]) -> set[str]:
     return {row["address"] for row in rows}
 
 
-async def is_bouncing(address: str) -> bool:
-    return bool(await bouncing([address]))
-
-
 async def clear(address: str) -> bool:
     """The address wrote to us: it no longer counts as bouncing. Returns whether it did. The
     history stays on the tickets (their "mail bounced" events) and in `inbound_mail`."""

@@ -48,7 +48,7 @@ from server.desk.attachments import Upload
 from server.desk.tables import Ticket, TicketLink, TicketMessage
 from server.errors import Invalid
 from server.policy import Actor
-from server.prepared import insert_row, prepared
+from server.prepared import insert, prepared
 
 if TYPE_CHECKING:  # parsing is imported where it is used: the app starts without parsing anything
     from server.channels.email.parsing import ParsedMail
@@ -221,19 +221,20 @@ async def _new_customer(address: str, name: str, sample_text: str) -> Actor:
     password, unverified; its language is the mail's (Japanese text: Japanese)."""
     display = " ".join((name or "").split())[:80] or address.split("@", 1)[0][:80] or "customer"
     locale = "ja" if _JAPANESE.search(sample_text) else "en"  # the language of the mail it gets
-    user_id = await insert_row(
-        User(
-            email=address,
-            password_hash="",  # no password: nothing verifies against it; a reset sets one
-            display_name=display,
-            username=await unique_handle(address),
-            locale=locale,
-            notification_prefs={"email": "immediate", "mentions": True, "ticket_updates": True},
-            email_verified_at=None,
-            created_at=utcnow(),
-        )
+    user_id = await insert(
+        User,
+        {
+            "email": address,
+            "password_hash": "",  # no password: nothing verifies against it; a reset sets one
+            "display_name": display,
+            "username": await unique_handle(address),
+            "locale": locale,
+            "notification_prefs": {"email": "immediate", "mentions": True, "ticket_updates": True},
+            "email_verified_at": None,
+            "created_at": utcnow(),
+        },
     )
-    await insert_row(UserRole(user=user_id, role="customer"))
+    await insert(UserRole, {"user": user_id, "role": "customer"})
     log.info("inbound mail: new customer account %s for %s", user_id, address)
     return Actor(user_id=user_id, email=address, display_name=display, locale=locale, roles=frozenset({"customer"}))
 
@@ -620,14 +621,15 @@ async def _handle(item: _Prepared, chunk: _Chunk) -> tuple[str, str]:
     except Outcome as outcome:
         status, reason, ticket_id, message_id = outcome.status, outcome.reason, None, None
     if status == "done" and message_id is not None and parsed.message_id and ticket_id is not None:
-        await insert_row(
-            MailReference(
-                ticket=ticket_id,
-                ticket_message=message_id,
-                message_id=parsed.message_id[:998],
-                direction="in",
-                created_at=utcnow(),
-            )
+        await insert(
+            MailReference,
+            {
+                "ticket": ticket_id,
+                "ticket_message": message_id,
+                "message_id": parsed.message_id[:998],
+                "direction": "in",
+                "created_at": utcnow(),
+            },
         )
     await _finish(row["id"], status, reason, ticket_id, message_id, _header_fields(parsed))
     return status, reason

@@ -425,6 +425,7 @@ class _Outcome:
     status: str
     attempts: int
     error: str = ""
+    retry: Exception | None = None  # the send failed: its job is retried on its own
 
 
 async def _record(outcomes: list[_Outcome]) -> None:
@@ -463,18 +464,18 @@ async def send_ticket_mail(batch: list[jobs.ClaimedJob]) -> dict[int, Exception]
         outcomes: list[_Outcome] = []
         try:
             for job in chunk:
-                outcome = await _send_one(job, statuses, bouncing, failures)
+                outcome = await _send_one(job, statuses, bouncing)
                 if outcome is not None:
                     outcomes.append(outcome)
+                    if outcome.retry is not None:
+                        failures[job.id] = outcome.retry
         finally:  # what was sent is recorded, even when the worker is told to stop mid-chunk
             if outcomes:
                 await _record(outcomes)
     return failures
 
 
-async def _send_one(
-    job: jobs.ClaimedJob, statuses: Mapping[int, str], bouncing: set[str], failures: dict[int, Exception]
-) -> _Outcome | None:
+async def _send_one(job: jobs.ClaimedJob, statuses: Mapping[int, str], bouncing: set[str]) -> _Outcome | None:
     payload = job.payload
     delivery = int(payload["delivery"])
     status = statuses.get(delivery)
@@ -494,9 +495,8 @@ async def _send_one(
     try:
         await mail.send(message, sender=payload["from"], recipients=[payload["to"]])
     except Exception as exc:
-        failures[job.id] = exc
         final = job.attempts >= job.max_attempts
-        return _Outcome(delivery, FAILED if final else RETRYING, job.attempts, describe_error(exc))
+        return _Outcome(delivery, FAILED if final else RETRYING, job.attempts, describe_error(exc), retry=exc)
     return _Outcome(delivery, SENT, job.attempts)
 
 

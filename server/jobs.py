@@ -278,9 +278,9 @@ async def run_one(job: ClaimedJob) -> bool:
     return True
 
 
-async def run_group(jobs: list[ClaimedJob]) -> bool:
+async def run_group(jobs: list[ClaimedJob]) -> None:
     """Perform claimed jobs of one batch kind with one call (see BatchHandler); their outcomes
-    are recorded in one transaction. True when every job succeeded."""
+    are recorded in one transaction."""
     try:
         failures = await _batch_handlers[jobs[0].kind](jobs) or {}
     except Exception as exc:
@@ -291,7 +291,6 @@ async def run_group(jobs: list[ClaimedJob]) -> bool:
                 await _failed(job, failures[job.id])
         if succeeded := [job for job in jobs if job.id not in failures]:
             await _succeeded(succeeded)
-    return not failures
 
 
 async def run_pending(worker_id: str = "inline", limit: int = 100, stop: asyncio.Event | None = None) -> int:

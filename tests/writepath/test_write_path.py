@@ -77,8 +77,11 @@ async def test_batch_jobs_run_before_a_backlog_of_single_jobs() -> None:
             await jobs.enqueue("test.writepath.single", {"n": n})
         await jobs.enqueue("test.writepath.batch", {})
     assert await jobs.run_pending() == 46
-    assert order[0] == "batch:1"  # queued last, run first
-    assert order[1:] == [f"single:{n}" for n in range(45)]  # the single ones still in order
+    # Queued last, run in its own lane beside the singles' (server/jobs.py): within their first
+    # claim, not after the backlog. Which of the two lanes' first jobs comes first is up to the
+    # database's timing (on SQLite their claims share a commit; on PostgreSQL they do not).
+    assert order.index("batch:1") <= jobs.SINGLES_PER_ROUND
+    assert [o for o in order if o != "batch:1"] == [f"single:{n}" for n in range(45)]  # still in order
 
 
 async def test_an_endpoint_saved_after_a_quiet_event_gets_the_next_one(admin: Actor, receiver: Receiver) -> None:

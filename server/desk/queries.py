@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from piccolo.columns.combination import And, Or
+from piccolo.columns.combination import And, Or, WhereRaw
 from piccolo.querystring import QueryString
 
 from server import policy
@@ -344,10 +344,17 @@ async def past_tickets(requester_id: int, exclude_id: int) -> list[dict[str, Any
 _VIEW_INPUTS = {"mine": ("user_id",), "groups": ("user_id",), "sla": ("now",)}
 
 
+# "My open" names its statuses as literals, not bound values: the partial index `ticket_mine`
+# (migration 2026-12-05T06:50:00, same predicate) then serves its reads in every plan.
+# PostgreSQL's generic plan of a prepared read cannot match an index predicate against bound
+# values, and scanned all tickets newest first instead (3 ms against 0.05 ms at 1M tickets).
+_MINE_STATUSES = WhereRaw("\"ticket\".\"status\" IN ('new', 'open')")
+
+
 def _view_where(view: str, user_id: Any = None, now: Any = None) -> Any:
     unsolved = Ticket.status.is_in(list(UNSOLVED))
     if view == "mine":
-        return And(Ticket.assignee == user_id, Ticket.status.is_in(["new", "open"]))
+        return And(Ticket.assignee == user_id, _MINE_STATUSES)
     if view == "unassigned":
         return And(Ticket.assignee.is_null(), unsolved)
     if view == "groups":

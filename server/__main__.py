@@ -22,11 +22,11 @@ def _run(coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     async def wrapper() -> Any:
         from piccolo.engine.postgres import PostgresEngine
 
-        from server.db import engine
+        from server.db import engine, start_postgres_pool
 
         db = engine()
         if isinstance(db, PostgresEngine):
-            await db.start_connection_pool(min_size=1, max_size=4)
+            await start_postgres_pool(max_size=4)
         try:
             return await coro_fn()
         finally:

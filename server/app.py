@@ -27,7 +27,7 @@ from server.channels.email.inbound_routes import api_router as email_inbound_api
 from server.channels.email.inbound_routes import router as email_inbound_router
 from server.channels.email.quarantine_routes import router as email_quarantine_router
 from server.channels.forum_ticket.routes import router as forum_ticket_router
-from server.db import engine
+from server.db import engine, start_postgres_pool
 from server.desk.admin_routes import router as desk_admin_router
 from server.desk.agent_routes import router as desk_agent_router
 from server.desk.api import api_router as desk_api_router
@@ -71,7 +71,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     db = engine()
     if isinstance(db, PostgresEngine):
         try:
-            await db.start_connection_pool(min_size=1, max_size=10)
+            await start_postgres_pool(max_size=10)
         except (OSError, PostgresError) as exc:
             # Serve anyway: pages answer 503 with a clear message until the database is back
             # (Piccolo then opens a connection per query), instead of a process that will not start.

@@ -442,6 +442,19 @@ def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 
 
+async def _keep_session(connection: Any) -> None:
+    """Released pool connections keep their session as it is. asyncpg has already rolled back a
+    transaction left open; its default reset would also send `RESET ALL`, `UNLISTEN *`, `CLOSE
+    ALL` and an advisory unlock, one more round trip per release (a page takes two or three),
+    for state Kizuna never leaves on a pooled connection: its locks are transaction-scoped, its
+    settings `SET LOCAL`, and it listens on a connection of its own (server/realtime/bus.py)."""
+
+
+async def start_postgres_pool(max_size: int) -> None:
+    """Open the PostgreSQL connection pool of this process (the caller checks is_postgres())."""
+    await engine().start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)  # type: ignore[attr-defined]
+
+
 OnCommit = Callable[[], Awaitable[None] | None]
 
 

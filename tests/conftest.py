@@ -220,11 +220,11 @@ def app():  # noqa: ANN201
 @pytest.fixture(scope="session", autouse=True)
 async def postgres_pool() -> AsyncIterator[None]:
     """On PostgreSQL, one connection pool on the tests' own event loop for the whole run."""
-    from server.db import engine
+    from server.db import engine, start_postgres_pool
 
     db = engine()
     if is_postgres():
-        await db.start_connection_pool(min_size=1, max_size=8)  # type: ignore[attr-defined]
+        await start_postgres_pool(max_size=8)  # as the app's processes open theirs
     yield
     if is_postgres():
         await db.close_connection_pool()  # type: ignore[attr-defined]

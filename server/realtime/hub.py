@@ -161,6 +161,7 @@ class Hub:
         self.plugin = plugin
         self.channels: dict[str, Groups] = {}
         self.subscribers: dict[str, Subscriber | None] = {}
+        self.subscribing: dict[str, asyncio.Event] = {}  # set once the channel's subscribe is done
         self.tasks: set[asyncio.Task[None]] = set()
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.frames: OrderedDict[tuple[int, str, str, str], str | None] = OrderedDict()
@@ -194,21 +195,35 @@ class Hub:
     # Membership -------------------------------------------------------------------------------
 
     async def join(self, conn: Connection) -> None:
-        new = []
+        """Add the connection to its channels; returns once every one of them is subscribed on
+        the bus, also those another connection started subscribing (so nothing published after
+        the connection's "hello" can miss it)."""
+        new, pending = [], []
         for channel, group in conn.groups.items():
             groups = self.channels.setdefault(channel, {})
             groups.setdefault((group, conn.locale), set()).add(conn)
             if channel not in self.subscribers:
                 self.subscribers[channel] = None  # being subscribed
+                self.subscribing[channel] = asyncio.Event()
                 new.append(channel)
+            elif (subscribed := self.subscribing.get(channel)) is not None:
+                pending.append(subscribed)
         for channel in new:
-            subscriber = await self.plugin.subscribe(self.namespace + channel)
+            try:
+                subscriber = await self.plugin.subscribe(self.namespace + channel)
+            except BaseException:
+                self.subscribers.pop(channel, None)
+                raise
+            finally:
+                self.subscribing.pop(channel).set()
             if channel not in self.channels:  # everyone left meanwhile
                 await self.plugin.unsubscribe(subscriber)
                 self.subscribers.pop(channel, None)
                 continue
             self.subscribers[channel] = subscriber
             self._spawn(self._listen(subscriber))
+        for subscribed in pending:
+            await subscribed.wait()
 
     async def leave(self, conn: Connection) -> None:
         conn.closed = True

@@ -136,8 +136,8 @@ async def live(socket: WebSocket) -> None:
         await socket.close(code=CLOSE_UNAVAILABLE, reason="realtime unavailable")
         return
     conn = Connection(socket.send, actor.user_id, i18n.get_locale(), groups)
-    await hub.join(conn)
     try:
+        await hub.join(conn)
         if last_event_id is not None:
             await hub.catch_up(conn, last_event_id)
         conn.enqueue(frame(type="hello", id=await current_event_id()))  # a baseline for reconnecting

@@ -112,6 +112,14 @@ def web(database: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[We
     stop(process.process)
 
 
+async def hello(socket: Any, wait: float = 5.0) -> int:
+    """Wait for the "hello" a connection starts with, sent once its channels are subscribed;
+    returns the newest event id it names."""
+    found = json.loads(await asyncio.wait_for(socket.recv(), wait))
+    assert found["type"] == "hello", found
+    return int(found["id"])
+
+
 async def next_frame(socket: Any, wait: float = 5.0) -> dict[str, Any]:
     """The next frame other than the "hello" every connection starts with."""
     while True:

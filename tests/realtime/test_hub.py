@@ -102,6 +102,38 @@ async def test_a_slow_client_delays_nobody_and_is_told_to_reconnect(hub: Hub) ->
     assert len(slow_socket.frames) <= 4  # what was already on its way, nothing queued after
 
 
+class GatedBackend(MemoryChannelsBackend):
+    """The memory backend, whose subscribe waits for `opened` like a slow bus round trip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+
+    async def subscribe(self, channels: Any) -> None:
+        await self.opened.wait()
+        await super().subscribe(channels)
+
+
+async def test_a_connection_joins_only_once_its_channel_is_subscribed() -> None:
+    backend = GatedBackend()
+    async with LivePlugin(backend=backend, arbitrary_channels_allowed=True):
+        hub = await hub_module.get_hub()
+        assert hub is not None
+        (first, _), (second, second_socket) = connect(hub), connect(hub)
+        first_join = asyncio.create_task(hub.join(first))
+        await asyncio.sleep(0.01)  # the first connection's subscribe is on its way
+        second_join = asyncio.create_task(hub.join(second))
+        await asyncio.sleep(0.01)
+        assert not first_join.done() and not second_join.done()  # neither is told "hello" yet
+
+        backend.opened.set()
+        await asyncio.wait_for(asyncio.gather(first_join, second_join), 5)
+        async with atomic() as tx:
+            await realtime.publish(tx, "room:1", "room.said", {"room": 1, "n": 1, "text": "m1"})
+        await asyncio.sleep(0.05)
+        assert [f["event"] for f in second_socket.frames] == ["room.said"]
+
+
 async def test_publish_broadcasts_after_commit_only() -> None:
     with realtime.capture() as sent:
         with pytest.raises(RuntimeError):

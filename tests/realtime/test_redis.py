@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.realtime.conftest import WebProcess, next_frame, start_web, stop
+from tests.realtime.conftest import WebProcess, hello, next_frame, start_web, stop
 from tests.realtime.test_live import open_live, run_publisher, said, session_cookie
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -37,8 +37,8 @@ def two_webs(database: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 async def test_events_cross_web_processes_and_come_from_the_worker(two_webs: tuple[WebProcess, WebProcess]) -> None:
     first, second = two_webs
     async with open_live(first, "room:21") as on_first, open_live(second, "room:21") as on_second:
-        first.wait_subscribers("room:21", 1)
-        second.wait_subscribers("room:21", 1)
+        await hello(on_first)  # subscribed on Redis, as the page's socket is before it is told
+        await hello(on_second)
         from_web = first.publish("room:21", "room.said", said(21, 1, "from web A"))
         assert (await next_frame(on_first))["id"] == from_web
         assert (await next_frame(on_second))["id"] == from_web
@@ -56,8 +56,8 @@ async def test_typing_counts_people_on_other_processes(two_webs: tuple[WebProces
         open_live(first, "room:22", cookie=alice) as on_first,
         open_live(second, "room:22", cookie=bob) as on_second,
     ):
-        first.wait_subscribers("room:22", 1)
-        second.wait_subscribers("room:22", 1)
+        await hello(on_first)
+        await hello(on_second)
         await on_first.send(json.dumps({"type": "typing", "channel": "room:22"}))
         frame = await next_frame(on_second)
         assert frame["event"] == "typing" and "1 person is replying" in frame["html"]

@@ -416,24 +416,28 @@ def main() -> int:
             ]
             # Every answered 201 committed first; requests in flight when wrk stopped may add a few more.
             durable = figure.errors == 0 and len(created) >= completed
-            checks.append(
-                (
-                    "POST /api/v1/tickets",
-                    "created/s (16 clients)",
-                    figure.rps,
-                    CREATE_RPS_BOUND,
-                    figure.rps >= CREATE_RPS_BOUND and durable,
+            if args.db == "sqlite":  # the creation targets are set for SQLite (issue 5); elsewhere a figure only
+                checks.append(
+                    (
+                        "POST /api/v1/tickets",
+                        "created/s (16 clients)",
+                        figure.rps,
+                        CREATE_RPS_BOUND,
+                        figure.rps >= CREATE_RPS_BOUND and durable,
+                    )
                 )
-            )
-            checks.append(
-                (
-                    "POST /api/v1/tickets",
-                    "worst index lag (s)",
-                    worst,
-                    INDEX_LAG_BOUND_S,
-                    worst <= INDEX_LAG_BOUND_S and not missing,
+                checks.append(
+                    (
+                        "POST /api/v1/tickets",
+                        "worst index lag (s)",
+                        worst,
+                        INDEX_LAG_BOUND_S,
+                        worst <= INDEX_LAG_BOUND_S and not missing,
+                    )
                 )
-            )
+            else:
+                print("(the creation targets are SQLite's: on this database the figures are reported, not checked)")
+                details.append("(The creation targets are SQLite's; on PostgreSQL these figures are not checked.)")
         print(f"\n{'scenario':<28} {'figure':<24} {'measured':>10} {'target':>8}  result")
         for scenario, figure_name, value, bound, ok in checks:
             print(f"{scenario:<28} {figure_name:<24} {value:>10.2f} {bound:>8g}  {'ok' if ok else 'MISSED'}")

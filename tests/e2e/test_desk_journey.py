@@ -111,6 +111,8 @@ def test_customer_asks_sees_the_agents_reply_live_and_rates_it(
     step(agent, "agent-desk-list")
     link.click()
     agent.wait_for_url(f"{base}/desk/tickets/{ticket_id}")
+    expect(agent.locator("[data-desk-stale]")).to_be_hidden()  # nobody else changed it, nobody replied
+    expect(agent.locator("[data-desk-reply-warning]")).to_be_hidden()
     agent.locator("#f-body").fill("Hi Casey, check your spam folder; I have sent a fresh link.")
     agent.get_by_label("Submit as").select_option("solved")
     step(agent, "agent-reply")

@@ -29,6 +29,18 @@ def status_labels() -> dict[str, str]:
     }
 
 
+# What a requester reads (portal pages and their live updates; the API keeps the real values):
+# "on hold" is the team's own state and "new" only means nobody has answered yet, so both read
+# "Open"; "pending" waits for the requester, so it says so. As Zendesk shows its end users.
+CUSTOMER_STATUS = {"new": "open", "on_hold": "open"}
+
+
+def customer_status_labels() -> dict[str, str]:
+    """Each status's label for the requester, keyed by the real status (see CUSTOMER_STATUS)."""
+    labels = status_labels() | {"pending": _("Awaiting your reply")}
+    return {status: labels[CUSTOMER_STATUS.get(status, status)] for status in STATUSES}
+
+
 def priority_labels() -> dict[str, str]:
     return {"low": _("Low"), "normal": _("Normal"), "high": _("High"), "urgent": _("Urgent")}
 

@@ -122,10 +122,14 @@ async def render_updated(payload: dict[str, Any], group: str, locale: str) -> st
         return ""
     token = i18n.set_locale(locale)
     try:
-        statuses, priorities = fields.status_labels(), fields.priority_labels()
+        agent = group == "agent"
+        statuses = fields.status_labels() if agent else fields.customer_status_labels()
+        priorities = fields.priority_labels()
     finally:
         i18n._current_locale.reset(token)
-    context = {"ticket": ticket, "statuses": statuses, "priorities": priorities, "agent": group == "agent"}
+    context = {"ticket": ticket, "statuses": statuses, "priorities": priorities, "agent": agent}
+    if not agent:
+        context["status_css"] = fields.CUSTOMER_STATUS
     return render_fragment("desk/_live_ticket.html", context, locale)
 
 

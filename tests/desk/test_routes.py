@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from server.desk import queries
+from server.desk import queries, services
 from server.desk.tables import DeflectionEvent, Ticket, TicketMessage
 from tests.conftest import csrf_token, post_form
 from tests.desk.conftest import People
@@ -75,6 +75,26 @@ async def test_portal_lists_own_tickets_and_org_admins_see_their_organisation(
     text = (await client.get("/support/tickets?show=organisation")).text
     assert f"/support/tickets/{mine}" in text and f"/support/tickets/{colleague}" in text
     assert f"/support/tickets/{outsider}" not in text
+
+
+async def test_the_requester_reads_their_own_status_names(client: httpx.AsyncClient, people: People) -> None:
+    held = await make_ticket(people.customer, "Held question")
+    waiting = await make_ticket(people.customer, "Waiting question")
+    for ticket_id, status in ((held, "on_hold"), (waiting, "pending")):
+        ticket = await queries.get_ticket(ticket_id)
+        assert ticket is not None
+        await services.update_ticket(people.agent, ticket_id, ticket["version"], {"status": status})
+    await login(client, people.customer.email)
+
+    listing = (await client.get("/support/tickets")).text
+    assert "On hold" not in listing and "Awaiting your reply" in listing
+    held_page = (await client.get(f"/support/tickets/{held}")).text
+    assert '<span class="ticket-status ticket-status-open">Open</span>' in held_page
+    await client.post("/locale", data={"locale": "ja", "next": "/", "_csrf_token": await csrf_token(client, "/")})
+    assert "ご返信待ち" in (await client.get(f"/support/tickets/{waiting}")).text
+
+    await login(client, people.agent.email)  # the team keeps the real names
+    assert "ticket-status-on_hold" in (await client.get(f"/desk/tickets/{held}")).text
 
 
 async def test_internal_notes_never_appear_on_customer_pages(client: httpx.AsyncClient, people: People) -> None:

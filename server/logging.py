@@ -32,5 +32,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "aiosqlite", "asyncio", "httpx", "httpcore"):
+    for noisy in ("uvicorn.access", "aiosqlite", "asyncio", "httpx", "httpx2", "httpcore", "httpcore2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -511,6 +511,14 @@ async def list_tickets(
     return _paged(rows, sort, limit)
 
 
+async def tickets_by_id(ticket_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The list columns of these tickets, by id (search hits shown with their current state)."""
+    if not ticket_ids:
+        return {}
+    rows = await Ticket.select(*LIST_COLUMNS).where(Ticket.id.is_in(ticket_ids)).output(load_json=True)
+    return {row["id"]: row for row in rows}
+
+
 # Customer portal ----------------------------------------------------------------------------
 
 

@@ -93,15 +93,44 @@ async def desk_home(
 
 
 @get("/desk/search")
-async def desk_search(request: Request[Any, Any, Any], actor: CurrentActor, q: FromQuery[str] = "") -> Template:
+async def desk_search(
+    request: Request[Any, Any, Any],
+    actor: CurrentActor,
+    q: FromQuery[str] = "",
+    status: FromQuery[str] = "",
+    page_no: FromQuery[int] = 1,
+) -> Template:
     _agent(actor)
-    result = await search(actor, q, types=["ticket"], limit=SEARCH_PAGE)
+    status = status if status in STATUSES else ""  # an unknown status filters nothing, like no status
+    page_no = max(1, min(page_no, 50))
+    result = await search(
+        actor,
+        q,
+        types=["ticket"],
+        facets={"status": status} if status else None,
+        limit=SEARCH_PAGE,
+        offset=(page_no - 1) * SEARCH_PAGE,
+        with_facets=("status",),
+    )
+    current = await queries.tickets_by_id([hit.pk for hit in result.hits])  # the index may lag the desk
+
+    def url(**changes: Any) -> str:
+        params = {"q": result.query, "status": status, "page_no": page_no, **changes}
+        return "/desk/search?" + urlencode({k: v for k, v in params.items() if v and v != 1 or k == "q"})
+
     return page(
         request,
         "desk/search.html",
         {
             "result": result,
             "q": result.query,
+            "status": status,
+            "page_no": page_no,
+            "page_size": SEARCH_PAGE,
+            "current": current,
+            "url": url,
+            "statuses": fields.status_labels(),
+            "priorities": fields.priority_labels(),
             "counts": await queries.view_counts(actor),
             "views": view_names(),
             "saved_views": await saved_views.nav_entries(actor),

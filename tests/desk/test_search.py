@@ -97,3 +97,30 @@ async def test_web_form_suggests_help_articles_the_customer_may_read(
     assert "Change the company name on invoices" in text
     assert "runbook" not in text.lower()
     assert "data-deflection-token" in response.text and 'data-deflection-doc="kb:' in response.text
+
+
+async def test_agents_filter_search_by_status_and_see_each_ticket_as_it_is_now(
+    indexes: None, people: People, client: httpx.AsyncClient
+) -> None:
+    open_ids = [await make_ticket(people.customer, f"Walrus sync fails {n}", "It fails.") for n in range(3)]
+    solved = open_ids.pop()
+    for ticket_id in open_ids + [solved]:
+        await services.add_reply(people.agent, ticket_id, "Looking into it.")  # new -> open
+    await services.add_reply(people.agent, solved, "Fixed.", status="solved")
+    await drain()
+    await login(client, people.agent.email)
+
+    page = (await client.get("/desk/search", params={"q": "walrus"})).text
+    assert "3 tickets" in page and all(f"/desk/tickets/{t}" in page for t in [*open_ids, solved])
+    assert re.search(r"status=open[^>]*>Open <span class=\"desk-count\">2</span>", page)
+    assert re.search(r"status=solved[^>]*>Solved <span class=\"desk-count\">1</span>", page)
+
+    only_solved = (await client.get("/desk/search", params={"q": "walrus", "status": "solved"})).text
+    assert "1 ticket" in only_solved and f"/desk/tickets/{solved}" in only_solved
+    assert not any(f'/desk/tickets/{t}"' in only_solved for t in open_ids)
+
+    await services.add_reply(people.agent, open_ids[0], "Waiting for logs.", status="pending")  # not indexed yet
+    stale = (await client.get("/desk/search", params={"q": "walrus", "status": "open"})).text
+    assert f"/desk/tickets/{open_ids[0]}" in stale  # the index still says "open"...
+    assert 'ticket-status ticket-status-pending">Pending' in stale  # ...the row shows what the desk holds now
+    assert (await client.get("/desk/search", params={"q": "walrus", "status": "bogus"})).status_code == 200

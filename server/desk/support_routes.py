@@ -20,7 +20,7 @@ from server.i18n import _, get_locale
 from server.markdown import MAX_SOURCE_BYTES, MarkdownTooLarge
 from server.policy import Actor, ensure, ensure_signed_in
 from server.search import registry
-from server.search.query import search
+from server.search.query import Hit, search
 from server.web.flash import flash
 from server.web.forms import form_data
 from server.web.render import page, redirect
@@ -103,8 +103,9 @@ async def suggest(
     hits: list[Any] = []
     if len(query) >= 3:
         names = registry.names()
-        if "kb" in names:
-            hits += (await search(actor, query, types=["kb"], limit=SUGGESTIONS)).hits
+        if "kb" in names:  # twice as many: an article found in both languages counts once
+            found = (await search(actor, query, types=["kb"], limit=SUGGESTIONS * 2)).hits
+            hits += one_per_document(found, get_locale())[:SUGGESTIONS]
         if "thread" in names:
             thread_type = registry.get("thread")
             facets = {"solved": "true"} if "solved" in thread_type.facet_fields else {}
@@ -117,6 +118,17 @@ async def suggest(
         except Invalid:
             token = ""
     return page(request, "support/_suggestions.html", {"hits": hits, "token": token, "q": query})
+
+
+def one_per_document(hits: list[Hit], locale: str) -> list[Hit]:
+    """Each document once, at the rank of its best hit, in the reader's language when that
+    version matched too (an article's English and Japanese versions are one suggestion)."""
+    chosen: dict[tuple[str, int], Hit] = {}
+    for hit in hits:
+        key = (hit.type, hit.pk)
+        if key not in chosen or (hit.locale == locale and chosen[key].locale != locale):
+            chosen[key] = hit
+    return list(chosen.values())
 
 
 @post("/support/deflection", status_code=204)

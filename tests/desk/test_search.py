@@ -18,7 +18,7 @@ from tests.conftest import csrf_token, fresh_indexes, make_client
 from tests.desk.conftest import People
 from tests.desk.factories import make_ticket
 from tests.factories import login
-from tests.kb.factories import make_article, make_category, make_section
+from tests.kb.factories import make_article, make_category, make_section, translate
 
 NOTE_WORD = "Quokkafraud"
 
@@ -124,3 +124,20 @@ async def test_agents_filter_search_by_status_and_see_each_ticket_as_it_is_now(
     assert f"/desk/tickets/{open_ids[0]}" in stale  # the index still says "open"...
     assert 'ticket-status ticket-status-pending">Pending' in stale  # ...the row shows what the desk holds now
     assert (await client.get("/desk/search", params={"q": "walrus", "status": "bogus"})).status_code == 200
+
+
+async def test_an_article_in_both_languages_is_suggested_once_in_the_readers_language(
+    indexes: None, people: People, client: httpx.AsyncClient
+) -> None:
+    category = await make_category(people.agent, "billing")
+    section = await make_section(people.agent, category, "invoices")
+    article = await make_article(people.agent, section, "Qualified invoices", "Qualified invoices for Japan.")
+    await translate(people.agent, article, "適格請求書 (Qualified invoices)", "Qualified invoices の発行方法。")
+    await drain()
+    await login(client, people.customer.email)
+    form = await client.get("/support/new")
+    visit = form.text.split('name="visit" value="')[1].split('"')[0]
+
+    text = (await client.get("/support/suggest", params={"subject": "qualified invoices", "visit": visit})).text
+    assert text.count(f'data-deflection-doc="kb:{article}"') == 1
+    assert "適格請求書" not in text and "Qualified invoices" in re.sub(r"</?mark>", "", text)

@@ -116,7 +116,11 @@ async def desk_search(
 
     def url(**changes: Any) -> str:
         params = {"q": result.query, "status": status, "page_no": page_no, **changes}
-        return "/desk/search?" + urlencode({k: v for k, v in params.items() if v and v != 1 or k == "q"})
+        if not params["status"]:
+            del params["status"]
+        if params["page_no"] == 1:
+            del params["page_no"]
+        return "/desk/search?" + urlencode(params)
 
     return page(
         request,

@@ -40,7 +40,7 @@ def load_catalog(locale: str) -> Catalog:
         for message in catalog:
             if not message.id:
                 continue
-            existing = merged.get(message.id)
+            existing = merged.get(message.id, context=message.context)
             if existing is None or (message.string and (not existing.string or existing.fuzzy)) and not message.fuzzy:
                 merged[message.id] = message
     return merged
@@ -67,6 +67,13 @@ def get_locale() -> str:
 
 def gettext(message: str, **params: object) -> str:
     text = translations(get_locale()).gettext(message)
+    return text % params if params else text
+
+
+def pgettext(context: str, message: str, **params: object) -> str:
+    """`gettext` for a word whose translation depends on where it stands (msgctxt `context`):
+    "Email" is メールアドレス on a form and メール as a ticket's channel."""
+    text = translations(get_locale()).pgettext(context, message)
     return text % params if params else text
 
 

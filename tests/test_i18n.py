@@ -25,6 +25,7 @@ from tests import factories
 from tests.conftest import post_form
 
 MessageId = str | tuple[str, ...]
+Key = tuple[MessageId, str | None]  # a msgid and its msgctxt (pgettext), or None
 
 # A printf conversion: `%(name)s`, `%s`, `%d`, `%.2f` or a literal `%%`.
 CONVERSION_RE = re.compile(r"%(?:\((?P<name>\w+)\))?[-#0 +]*\d*(?:\.\d+)?(?P<kind>[diouxXeEfFgGcrsa%])")
@@ -40,15 +41,15 @@ def _source_directory(path: str) -> bool:
 
 
 @cache
-def extracted() -> dict[MessageId, list[str]]:
-    """Every msgid in server/ and templates/, with where it is used."""
+def extracted() -> dict[Key, list[str]]:
+    """Every msgid (with its msgctxt) in server/ and templates/, with where it is used."""
     with (CATALOG_DIR / "babel.cfg").open() as handle:
         method_map, options_map = parse_mapping_cfg(handle)
-    found: dict[MessageId, list[str]] = defaultdict(list)
+    found: dict[Key, list[str]] = defaultdict(list)
     walk = extract_from_dir(str(ROOT), method_map, options_map, directory_filter=_source_directory)
-    for filename, lineno, message, _comments, _context in walk:
+    for filename, lineno, message, _comments, context in walk:
         key = tuple(message) if isinstance(message, list | tuple) else message
-        found[key].append(f"{filename}:{lineno}")
+        found[(key, context)].append(f"{filename}:{lineno}")
     return dict(found)
 
 
@@ -76,17 +77,18 @@ def test_extraction_finds_strings_from_code_and_templates() -> None:
     assert any(p.startswith("server/") for p in places)
     assert any(p.startswith("templates/") and p.split(":")[0].endswith(".html") for p in places)
     assert any(p.startswith("templates/mail/") and p.split(":")[0].endswith(".txt") for p in places)
-    assert "Help Center" in extracted()
+    assert ("Help Center", None) in extracted()
+    assert ("Email", "channel") in extracted()  # pgettext is a keyword too
 
 
 def test_every_extracted_string_has_a_japanese_translation() -> None:
     catalog = ja_catalog()
     missing = []
-    for msgid, places in extracted().items():
-        entry = catalog.get(msgid)
+    for (msgid, context), places in extracted().items():
+        entry = catalog.get(msgid, context=context)
         forms = _forms(entry.string) if entry is not None else []
         if entry is None or entry.fuzzy or not forms or not all(form.strip() for form in forms):
-            missing.append(f"{msgid!r} ({', '.join(places)})")
+            missing.append(f"{msgid!r}{f' (context {context!r})' if context else ''} ({', '.join(places)})")
     assert not missing, "Translate these in server/locales/ja/LC_MESSAGES/messages.po (run `make i18n`):\n" + "\n".join(
         missing
     )
@@ -94,9 +96,9 @@ def test_every_extracted_string_has_a_japanese_translation() -> None:
 
 def test_plural_strings_are_plural_entries_in_the_catalog() -> None:
     catalog = ja_catalog()
-    for msgid in extracted():
+    for msgid, context in extracted():
         if isinstance(msgid, tuple):
-            entry = catalog.get(msgid)
+            entry = catalog.get(msgid, context=context)
             assert entry is not None and entry.pluralizable, f"{msgid!r} is a plural message: re-run `make i18n`"
 
 
@@ -231,3 +233,16 @@ def test_verify_email_mail_is_japanese() -> None:
     assert subject == "【Kizuna】メールアドレス確認のお願い"
     assert "次のリンクを開いて、メールアドレスの確認を完了してください。" in body
     assert "有効期限は3日間です" in body
+
+
+def test_a_word_translated_by_its_context() -> None:
+    from server import i18n
+    from server.desk import fields
+
+    token = i18n.set_locale("ja")
+    try:
+        assert fields.channel_labels()["email"] == "メール"  # the channel a ticket came in by
+        assert i18n.gettext("Email") == "メールアドレス"  # the field on a form
+    finally:
+        i18n._current_locale.reset(token)
+    assert fields.channel_labels()["email"] == "Email"

@@ -8,7 +8,7 @@ from typing import Any
 
 from server.desk.tables import CHANNELS, FIELD_TYPES, PRIORITIES, STATUSES, TICKET_TYPES
 from server.errors import Invalid
-from server.i18n import _
+from server.i18n import _, pgettext
 
 MAX_SUBJECT_CHARS = 200
 MAX_TAGS = 20
@@ -50,7 +50,13 @@ def type_labels() -> dict[str, str]:
 
 
 def channel_labels() -> dict[str, str]:
-    return {"web": _("Web form"), "email": _("Email"), "chat": _("Chat"), "api": _("API"), "forum": _("Forum")}
+    return {
+        "web": _("Web form"),
+        "email": pgettext("channel", "Email"),
+        "chat": _("Chat"),
+        "api": _("API"),
+        "forum": _("Forum"),
+    }
 
 
 def field_type_labels() -> dict[str, str]:

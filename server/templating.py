@@ -96,6 +96,7 @@ def environment() -> jinja2.Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda message: i18n.translations(i18n.get_locale()).gettext(message),
         ngettext=lambda s, p, n: i18n.translations(i18n.get_locale()).ngettext(s, p, n),
+        pgettext=lambda c, m: i18n.translations(i18n.get_locale()).pgettext(c, m),
         newstyle=True,
     )
     env.globals.update(

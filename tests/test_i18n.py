@@ -246,3 +246,15 @@ def test_a_word_translated_by_its_context() -> None:
     finally:
         i18n._current_locale.reset(token)
     assert fields.channel_labels()["email"] == "Email"
+
+
+def test_templates_translate_by_context_too() -> None:
+    from server import i18n
+    from server.templating import environment
+
+    token = i18n.set_locale("ja")
+    try:
+        template = environment().from_string('{{ pgettext("thread", "New") }}|{{ _("New") }}')
+        assert template.render() == "新着|新規"  # a thread's badge, a ticket's status
+    finally:
+        i18n._current_locale.reset(token)

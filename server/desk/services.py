@@ -288,6 +288,10 @@ async def open_ticket_with_message(
         cleaned = await _check_custom_fields(actor, custom_fields or {}, errors, customer=not actor.is_agent)
         fields.raise_if(errors)
         moment = utcnow()
+        timers = None
+        if channel != "email":  # the actor's roles are the account's (mail senders act as customers)
+            first_by_staff = bool(set(actor.roles) & set(sla.STAFF_ROLES))
+            timers = await sla.timers_for_new(priority, moment, first_by_staff)
         ticket_id = await insert(
             Ticket,
             {
@@ -304,6 +308,8 @@ async def open_ticket_with_message(
                 "created_at": moment,
                 "updated_at": moment,
                 "locale": actor.locale,
+                "sla_due_at": timers.clocks.due_at if timers else None,
+                "sla_at_risk_at": timers.clocks.at_risk_at if timers else None,
             },
         )
         message_id = await _insert_message(
@@ -311,10 +317,11 @@ async def open_ticket_with_message(
         )
         await _store_attachments(ticket_id, message_id, actor.user_id, uploads)
         await _save_field_values(ticket_id, cleaned)
-        inserted = {"status": "new", "priority": priority, "created_at": moment, "updated_at": moment}
-        if channel != "email":  # the actor's roles are the account's (mail senders act as customers)
-            inserted["first_by_staff"] = bool(set(actor.roles) & set(sla.STAFF_ROLES))
-        await sla.recompute(ticket_id, new=inserted)
+        if timers is not None:
+            await sla.store_new(ticket_id, timers, moment)
+        elif channel == "email":  # a sender by mail acts as a customer, whatever the account: read it back
+            inserted = {"status": "new", "priority": priority, "created_at": moment, "updated_at": moment}
+            await sla.recompute(ticket_id, new=inserted)
         if notify:
             if actor.email:  # what the acknowledgement needs is known: no re-read
                 ticket: dict[str, Any] | None = {

@@ -347,8 +347,8 @@ async def recompute(
     """Recompute a ticket's timers from its history and store them; with `schedule`, queue the
     re-check jobs at the running targets' at-risk and due instants (idempotent keys).
     `new`: a ticket inserted in this transaction, with the values it was inserted with (status,
-    priority, created_at, updated_at, and optionally first_by_staff: whether its one message,
-    the requester's, counts as an agent's): nothing to re-read, no timers stored yet."""
+    priority, created_at, updated_at): no ticket row to re-read, no timers stored yet. (A ticket
+    whose first event is known before its insert takes `timers_for_new` and `store_new`.)"""
     moment = now or utcnow()
     async with atomic():
         if new is not None:
@@ -372,31 +372,73 @@ async def recompute(
                     Ticket.id == ticket_id
                 )
             return None
-        if new is not None and "first_by_staff" in new:  # its one event: the requester's first message
-            events = [Event(ticket["created_at"], "agent" if new["first_by_staff"] else "customer")]
-        else:
-            events = await ticket_events(ticket_id)
+        events = await ticket_events(ticket_id)
         last_status = next((e.status for e in reversed(events) if e.kind == "status"), "new")
         if last_status != ticket["status"]:  # a change written without a status event (imports, merges)
             events.append(Event(ticket["updated_at"], "status", ticket["status"]))
-        try:
-            clocks = compute_clocks(applied.targets, applied.calendar, ticket["created_at"], events, moment)
-        except CalendarError:
-            log.error("SLA calendar of policy %s never opens; ticket %s has no timers", applied.id, ticket_id)
-            clocks = Clocks()
+        clocks = _clocks(applied, ticket["created_at"], events, moment, ticket_id)
         await _store(ticket_id, applied, clocks, moment, new=new is not None)
-        if schedule and not _quiet.get():
-            for timer in clocks.running:
-                assert timer.due_at is not None and timer.at_risk_at is not None
-                if timer.at_risk_at > moment:
-                    await _schedule_check(ticket_id, timer.target, timer.at_risk_at, moment, "risk")
-                await _schedule_check(ticket_id, timer.target, timer.due_at, moment, "due")
+        if schedule:
+            await _schedule_checks(ticket_id, clocks, moment)
     return clocks
 
 
+@dataclass(frozen=True)
+class NewTimers:
+    """The timers of a ticket about to be inserted (`timers_for_new`), stored by `store_new`."""
+
+    applied: AppliedPolicy
+    clocks: Clocks
+
+
+async def timers_for_new(priority: str, created_at: datetime, first_by_staff: bool) -> NewTimers | None:
+    """The timers of a ticket before it is inserted, so its row carries `sla_due_at` and
+    `sla_at_risk_at` from the start (one UPDATE less per new ticket). Its one event is its first
+    message, by staff or by the requester. None: no policy for the priority."""
+    applied = await policy_for(priority)
+    if applied is None:
+        return None
+    events = [Event(created_at, "agent" if first_by_staff else "customer")]
+    return NewTimers(applied, _clocks(applied, created_at, events, created_at, None))
+
+
+async def store_new(ticket_id: int, timers: NewTimers, moment: datetime) -> None:
+    """The timer row of a ticket inserted with `timers` (in the same transaction), and its checks."""
+    await _store(ticket_id, timers.applied, timers.clocks, moment, new=True, ticket_row=False)
+    await _schedule_checks(ticket_id, timers.clocks, moment)
+
+
+def _clocks(
+    applied: AppliedPolicy, created_at: datetime, events: list[Event], moment: datetime, ticket_id: Any
+) -> Clocks:
+    try:
+        return compute_clocks(applied.targets, applied.calendar, created_at, events, moment)
+    except CalendarError:
+        log.error("SLA calendar of policy %s never opens; ticket %s has no timers", applied.id, ticket_id)
+        return Clocks()
+
+
+async def _schedule_checks(ticket_id: int, clocks: Clocks, moment: datetime) -> None:
+    """Queue the re-checks at each running target's at-risk and due instants (idempotent keys)."""
+    if _quiet.get():
+        return
+    for timer in clocks.running:
+        assert timer.due_at is not None and timer.at_risk_at is not None
+        if timer.at_risk_at > moment:
+            await _schedule_check(ticket_id, timer.target, timer.at_risk_at, moment, "risk")
+        await _schedule_check(ticket_id, timer.target, timer.due_at, moment, "due")
+
+
 async def _store(
-    ticket_id: int, applied: AppliedPolicy, clocks: Clocks, moment: datetime, *, new: bool = False
+    ticket_id: int,
+    applied: AppliedPolicy,
+    clocks: Clocks,
+    moment: datetime,
+    *,
+    new: bool = False,
+    ticket_row: bool = True,
 ) -> None:
+    """Write the timer row; with `ticket_row`, the ticket's own due and at-risk columns too."""
     timers = clocks.timers
     resolution = timers.get("resolution")
     values = {
@@ -415,9 +457,10 @@ async def _store(
     }
     if new or not await TicketSla.update(values).where(TicketSla.ticket == ticket_id).returning(TicketSla.id):
         await insert(TicketSla, {"ticket": ticket_id, **{column._meta.name: v for column, v in values.items()}})
-    await Ticket.update({Ticket.sla_due_at: clocks.due_at, Ticket.sla_at_risk_at: clocks.at_risk_at}).where(
-        Ticket.id == ticket_id
-    )
+    if ticket_row:
+        await Ticket.update({Ticket.sla_due_at: clocks.due_at, Ticket.sla_at_risk_at: clocks.at_risk_at}).where(
+            Ticket.id == ticket_id
+        )
 
 
 async def _schedule_check(ticket_id: int, target: str, at: datetime, moment: datetime, what: str) -> None:

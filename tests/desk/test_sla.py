@@ -111,6 +111,26 @@ async def test_timers_follow_every_ticket_event(people: People) -> None:
     assert row["state"] == "done" and (await ticket_row(ticket_id))["sla_due_at"] is None
 
 
+async def test_a_new_ticket_is_inserted_with_the_timers_its_history_gives(people: People) -> None:
+    await make_policy("normal")
+    await make_policy("high", first_reply_minutes="30", next_reply_minutes="60", resolution_minutes="240")
+    by_customer = await make_ticket(people.customer, "From the portal")
+    by_agent = await make_ticket(people.agent, "Logged by an agent", priority="high")  # its first reply is theirs
+    for ticket_id in (by_customer, by_agent):
+        inserted, stored = await ticket_row(ticket_id), await timers(ticket_id)
+        assert inserted["sla_due_at"] is not None and inserted["sla_at_risk_at"] is not None
+        await sla.recompute(ticket_id, now=stored["computed_at"])  # the same timers, from the history
+        again = await timers(ticket_id)
+        for column in ("state", "first_reply_due_at", "next_reply_due_at", "resolution_due_at"):
+            assert again[column] == stored[column], column
+        recomputed = await ticket_row(ticket_id)
+        assert (recomputed["sla_due_at"], recomputed["sla_at_risk_at"]) == (
+            inserted["sla_due_at"],
+            inserted["sla_at_risk_at"],
+        )
+    assert (await timers(by_agent))["first_reply_due_at"] is None  # an agent's first message is a reply
+
+
 async def test_no_policy_no_timers_and_deleting_a_policy_clears_them(people: People) -> None:
     ticket_id = await make_ticket(people.customer, priority="low")
     assert await TicketSla.count().where(TicketSla.ticket == ticket_id) == 0

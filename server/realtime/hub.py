@@ -198,7 +198,8 @@ class Hub:
         """Add the connection to its channels; returns once every one of them is subscribed on
         the bus, also those another connection started subscribing (so nothing published after
         the connection's "hello" can miss it)."""
-        new, pending = [], []
+        new: list[str] = []
+        pending: list[tuple[str, asyncio.Event]] = []
         for channel, group in conn.groups.items():
             groups = self.channels.setdefault(channel, {})
             groups.setdefault((group, conn.locale), set()).add(conn)
@@ -207,7 +208,7 @@ class Hub:
                 self.subscribing[channel] = asyncio.Event()
                 new.append(channel)
             elif (subscribed := self.subscribing.get(channel)) is not None:
-                pending.append(subscribed)
+                pending.append((channel, subscribed))
         for channel in new:
             try:
                 subscriber = await self.plugin.subscribe(self.namespace + channel)
@@ -222,8 +223,10 @@ class Hub:
                 continue
             self.subscribers[channel] = subscriber
             self._spawn(self._listen(subscriber))
-        for subscribed in pending:
+        for channel, subscribed in pending:
             await subscribed.wait()
+            if self.subscribers.get(channel) is None:  # the other connection's subscribe failed
+                raise ConnectionError(f"realtime: subscribing to {channel} failed")
 
     async def leave(self, conn: Connection) -> None:
         conn.closed = True

@@ -134,6 +134,28 @@ async def test_a_connection_joins_only_once_its_channel_is_subscribed() -> None:
         assert [f["event"] for f in second_socket.frames] == ["room.said"]
 
 
+async def test_a_connection_waiting_on_a_subscribe_that_fails_fails_too() -> None:
+    backend = GatedBackend()
+
+    async def refuse(channels: Any) -> None:
+        await backend.opened.wait()
+        raise ConnectionError("bus down")
+
+    backend.subscribe = refuse  # type: ignore[method-assign]
+    async with LivePlugin(backend=backend, arbitrary_channels_allowed=True):
+        hub = await hub_module.get_hub()
+        assert hub is not None
+        (first, _), (second, _) = connect(hub), connect(hub)
+        first_join = asyncio.create_task(hub.join(first))
+        await asyncio.sleep(0.01)
+        second_join = asyncio.create_task(hub.join(second))
+        await asyncio.sleep(0.01)
+        backend.opened.set()
+        results = await asyncio.wait_for(asyncio.gather(first_join, second_join, return_exceptions=True), 5)
+        assert all(isinstance(r, ConnectionError) for r in results), results  # neither is told "hello"
+        assert "room:1" not in hub.subscribers  # the next connection subscribes again
+
+
 async def test_publish_broadcasts_after_commit_only() -> None:
     with realtime.capture() as sent:
         with pytest.raises(RuntimeError):

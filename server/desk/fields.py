@@ -41,6 +41,11 @@ def customer_status_labels() -> dict[str, str]:
     return {status: labels[CUSTOMER_STATUS.get(status, status)] for status in STATUSES}
 
 
+def requester_status_context() -> dict[str, Any]:
+    """What desk/_status.html needs to show the requester's status names and colours."""
+    return {"statuses": customer_status_labels(), "status_css": CUSTOMER_STATUS}
+
+
 def priority_labels() -> dict[str, str]:
     return {"low": _("Low"), "normal": _("Normal"), "high": _("High"), "urgent": _("Urgent")}
 

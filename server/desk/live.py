@@ -123,13 +123,11 @@ async def render_updated(payload: dict[str, Any], group: str, locale: str) -> st
     token = i18n.set_locale(locale)
     try:
         agent = group == "agent"
-        statuses = fields.status_labels() if agent else fields.customer_status_labels()
+        shown = {"statuses": fields.status_labels()} if agent else fields.requester_status_context()
         priorities = fields.priority_labels()
     finally:
         i18n._current_locale.reset(token)
-    context = {"ticket": ticket, "statuses": statuses, "priorities": priorities, "agent": agent}
-    if not agent:
-        context["status_css"] = fields.CUSTOMER_STATUS
+    context = {"ticket": ticket, **shown, "priorities": priorities, "agent": agent}
     return render_fragment("desk/_live_ticket.html", context, locale)
 
 

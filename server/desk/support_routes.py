@@ -155,8 +155,7 @@ async def my_tickets(
         "scope": scope,
         "page_no": page_no,
         "more": more,
-        "statuses": fields.customer_status_labels(),
-        "status_css": fields.CUSTOMER_STATUS,
+        **fields.requester_status_context(),
         "is_org_admin": bool(actor.admin_org_ids),
     }
     return page(request, "support/tickets.html", context)
@@ -173,8 +172,7 @@ async def _ticket_context(actor: Actor, ticket_id: int) -> dict[str, Any]:
     return {
         "ticket": ticket,
         "messages": await queries.conversation(actor, ticket_id),
-        "statuses": fields.customer_status_labels(),
-        "status_css": fields.CUSTOMER_STATUS,
+        **fields.requester_status_context(),
         "shown_fields": shown_fields,
         "can_reply": policy.can_reply_to_ticket(actor, True, ticket["status"]),
         "can_solve": policy.can_solve_own_ticket(actor, ticket["requester"], ticket["organisation"])
